@@ -1,0 +1,44 @@
+# The README's two commands: `make demo` and `make test`. Both build .venv from the lock file.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+export DAGSTER_HOME := $(CURDIR)/.dagster_home
+export MLFLOW_DISABLE_TELEMETRY := true
+export DO_NOT_TRACK := 1
+export PYTHONUNBUFFERED := 1
+
+.PHONY: demo test dev mlflow-ui bench lock clean
+
+$(VENV)/.installed: requirements-dev.lock pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	command -v uv >/dev/null 2>&1 && ln -sf "$$(command -v uv)" $(VENV)/bin/uv || $(PY) -m pip install --quiet uv
+	$(VENV)/bin/uv pip install --quiet --python $(PY) -r requirements-dev.lock
+	$(VENV)/bin/uv pip install --quiet --python $(PY) --no-deps -e .
+	touch $@
+
+$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
+	mkdir -p $(DAGSTER_HOME) && cp dagster.yaml $@
+
+## Generate sample extracts (if data/raw is empty), materialize the graph, print a summary.
+demo: $(VENV)/.installed $(DAGSTER_HOME)/dagster.yaml
+	$(PY) -m mlops_assets.demo
+
+## Run the test suite (what CI runs).
+test: $(VENV)/.installed
+	$(PY) -m pytest
+
+## The Dagster UI with sensors and the daemon, on http://127.0.0.1:3000
+dev: $(VENV)/.installed $(DAGSTER_HOME)/dagster.yaml
+	$(VENV)/bin/dagster dev -h 127.0.0.1 -p 3000
+
+## The MLflow UI on the project's store, on http://127.0.0.1:5000
+mlflow-ui: $(VENV)/.installed
+	$(VENV)/bin/mlflow ui --backend-store-uri "sqlite:///$(CURDIR)/data/mlflow/mlflow.db" --host 127.0.0.1 --port 5000
+
+## Re-pin the dependency tree after editing pyproject.toml.
+lock: $(VENV)/.installed
+	$(VENV)/bin/uv pip compile pyproject.toml -o requirements.lock --python-version 3.11 --no-header --quiet
+	$(VENV)/bin/uv pip compile pyproject.toml --extra dev -o requirements-dev.lock --python-version 3.11 --no-header --quiet
+
+clean:
+	rm -rf $(VENV) $(DAGSTER_HOME)

@@ -1,0 +1,16 @@
+"""The code location: assets, checks, jobs, sensors and resources, assembled from `defs/`."""
+
+import dagster as dg
+
+from mlops_assets.defs import checks, jobs
+from mlops_assets.defs.assets import training
+from mlops_assets.defs.resources import build_resources
+from mlops_assets.settings import PipelineSettings
+
+defs = dg.Definitions(
+    assets=dg.load_assets_from_modules([training]),
+    asset_checks=dg.load_asset_checks_from_modules([checks]),
+    jobs=[jobs.training_job],
+    resources=build_resources(PipelineSettings.from_env()),
+    executor=dg.in_process_executor,
+)

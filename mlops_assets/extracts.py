@@ -1,0 +1,171 @@
+"""Reading and validating monthly extracts with DuckDB's CSV reader.
+
+A file is checked completely before anything is written: header against the contract, every
+row parsed (a truncated or non-UTF-8 file fails here), text in numeric columns counted. Only
+then does the caller replace a table, so a bad file never touches earlier results.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+from pathlib import Path
+
+import duckdb
+
+from mlops_assets import contract
+
+MAX_INVALID_SHARE = 0.01
+"""Above this share of unparseable values in one numeric column a file is rejected: that is a
+broken export, not a few typos. Below it, the values become null and are counted."""
+
+
+class ExtractError(ValueError):
+    """A file that cannot be used; the message names the file, the problem and the fix."""
+
+    def __init__(self, path: Path, problem: str):
+        super().__init__(f"{Path(path).name}: {problem}")
+        self.path = Path(path)
+        self.problem = problem
+
+
+@dataclasses.dataclass(frozen=True)
+class ExtractCheck:
+    """What validation learned about one file."""
+
+    path: Path
+    rows: int
+    extra_columns: tuple[str, ...]
+    invalid_values: dict[str, int]
+    """Per numeric column: values that were not numbers and will be read as null."""
+    duplicate_keys: int
+    """Rows whose `key_value` repeats an earlier row of the same file; only the first is kept."""
+    categories: dict[str, int]
+    """Row counts per value of the categorical feature (null excluded)."""
+    columns: tuple[str, ...]
+    """Contract columns present in the file, in contract order."""
+
+    @property
+    def has_target(self) -> bool:
+        return contract.TARGET in self.columns
+
+
+def _csv_source(paths: list[Path] | Path, *, with_filename: bool = False) -> str:
+    """One place for the dialect: the contract's comma-separated UTF-8 with a header row."""
+    files = [paths] if isinstance(paths, Path) else paths
+    listing = ", ".join(_sql_literal(str(p)) for p in files)
+    extra = ", filename=true" if with_filename else ""
+    return (
+        f"read_csv([{listing}], header=true, delim=',', quote='\"', escape='\"', all_varchar=true, "
+        f"union_by_name=true, strict_mode=true, null_padding=false{extra})"
+    )
+
+
+def _sql_literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def read_header(path: Path) -> list[str]:
+    """The header row, or a clear error for an empty or non-UTF-8 file."""
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as handle:
+            header = next(csv.reader(handle), None)
+    except UnicodeDecodeError as exc:
+        raise ExtractError(path, f"header is not UTF-8 ({exc.reason} at byte {exc.start}); re-export as UTF-8") from exc
+    if not header:
+        raise ExtractError(path, "file is empty (no header row); it may still be being written")
+    return [name.strip() for name in header]
+
+
+def check_extract(
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    *,
+    with_target: bool,
+    max_invalid_share: float = MAX_INVALID_SHARE,
+) -> ExtractCheck:
+    """Validate one extract completely, raising `ExtractError` for anything unusable."""
+    header = read_header(path)
+    missing = [c for c in contract.required_columns(with_target=with_target) if c not in header]
+    if missing:
+        raise ExtractError(path, f"missing required column(s) {', '.join(missing)}; the contract needs all of them")
+    duplicated = sorted({c for c in header if header.count(c) > 1})
+    if duplicated:
+        raise ExtractError(path, f"column(s) {', '.join(duplicated)} appear more than once in the header")
+    known = [c for c in contract.ALL_COLUMNS if c in header]
+    numeric = [c for c in contract.NUMERIC_COLUMNS if c in known]
+    invalid_sql = ", ".join(
+        f"count(*) FILTER (WHERE {_ident(c)} IS NOT NULL AND TRY_CAST({_ident(c)} AS DOUBLE) IS NULL)" for c in numeric
+    )
+    target_check = ""
+    if contract.TARGET in known:
+        target_check = f", count(*) FILTER (WHERE {_ident(contract.TARGET)} IS NULL OR TRY_CAST({_ident(contract.TARGET)} AS DOUBLE) NOT IN (0, 1))"
+    category = contract.CATEGORICAL_FEATURES[0]
+    query = f"""
+        SELECT count(*), count(*) - count(DISTINCT key_value), {invalid_sql}{target_check},
+               histogram({_ident(category)})
+        FROM {_csv_source(path)}
+    """
+    try:
+        row = con.execute(query).fetchone()
+    except duckdb.Error as exc:
+        raise ExtractError(path, _explain_reader_error(exc)) from exc
+    rows, duplicates, *counts = row
+    categories = {str(k): int(v) for k, v in (counts.pop() or {}).items()}
+    bad_target = counts.pop() if target_check else 0
+    if rows == 0:
+        raise ExtractError(path, "has a header but no data rows")
+    if bad_target:
+        raise ExtractError(path, f"{bad_target} row(s) have a `target` that is not 0 or 1; labels must be 0/1")
+    invalid = {c: int(n) for c, n in zip(numeric, counts) if n}
+    too_many = {c: n for c, n in invalid.items() if n > max_invalid_share * rows}
+    if too_many:
+        worst = ", ".join(f"{c} ({n} of {rows} rows)" for c, n in too_many.items())
+        raise ExtractError(
+            path,
+            f"non-numeric values in numeric column(s) {worst}: more than {max_invalid_share:.0%} of rows; "
+            "fix the export (decimal separator, quoting, shifted columns)",
+        )
+    extra = tuple(c for c in header if c not in contract.ALL_COLUMNS)
+    return ExtractCheck(path, rows, extra, invalid, int(duplicates), categories, tuple(known))
+
+
+def _explain_reader_error(exc: duckdb.Error) -> str:
+    text = str(exc)
+    if "unicode" in text.lower() or "utf" in text.lower():
+        return "contains bytes that are not valid UTF-8; re-export the file as UTF-8"
+    if "column" in text.lower() and ("expected" in text.lower() or "found" in text.lower()):
+        return "a row has a different number of fields than the header: the file is truncated, half-written or malformed"
+    first_line = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    return f"could not be parsed as CSV ({first_line})"
+
+
+def typed_select(paths: list[Path], columns: tuple[str, ...], *, dedupe: bool) -> str:
+    """SQL selecting the contract's `columns`, cast to their types, plus `source_file`.
+
+    Values validation counted as invalid become null (TRY_CAST); with `dedupe`, only the first
+    row of each `key_value` per file is kept.
+    """
+    casts = []
+    for c in columns:
+        kind = contract.COLUMN_TYPES[c]
+        expr = _ident(c) if kind == "VARCHAR" else f"TRY_CAST(TRY_CAST({_ident(c)} AS DOUBLE) AS {kind})"
+        casts.append(f"{expr} AS {_ident(c)}")
+    source = _csv_source(paths, with_filename=True)
+    qualify = ""
+    if dedupe:
+        source = f"(SELECT *, row_number() OVER () AS file_row FROM {source})"
+        qualify = "QUALIFY row_number() OVER (PARTITION BY filename, key_value ORDER BY file_row) = 1"
+    return f"SELECT {', '.join(casts)}, parse_filename(filename) AS source_file FROM {source} {qualify}"
+
+
+def list_extracts(folder: Path) -> list[Path]:
+    """Extract files in `folder`, oldest month first; hidden and temporary files are not extracts."""
+    if not folder.is_dir():
+        return []
+    files = [p for p in folder.glob(contract.EXTRACT_FILE_PATTERN) if p.is_file() and not p.name.startswith(".")]
+    return sorted(files, key=lambda p: contract.extract_sort_key(p.name))

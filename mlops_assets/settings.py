@@ -1,0 +1,74 @@
+"""Every tunable in one typed place, overridable by environment variables.
+
+`PipelineSettings.from_env()` is what the code location uses; tests build their own instance.
+The launchpad shows these values on the `settings` resource.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dagster as dg
+
+ENV_PREFIX = "MLOPS_"
+
+
+class PipelineSettings(dg.ConfigurableResource):
+    """Where data lives and the thresholds the pipeline decides by."""
+
+    data_dir: str = "data"
+    warehouse_path: str = ""
+    """DuckDB file; empty means `<data_dir>/warehouse.duckdb`."""
+    mlflow_tracking_uri: str = ""
+    """Empty means a local `sqlite:///<data_dir>/mlflow/mlflow.db` store."""
+    mlflow_experiment: str = "cu_venta_cross_sell"
+    registered_model_name: str = "cu_venta_propensity"
+    training_window: int = 4
+    """How many of the newest labeled extracts the model is trained on."""
+    auc_floor: float = 0.65
+    """A model below this out-of-time ROC AUC is never promoted and fails its blocking check."""
+    promotion_tolerance: float = 0.005
+    """A challenger is promoted when its AUC >= the champion's on the same data minus this."""
+    max_invalid_share: float = 0.01
+    """Share of non-numeric values in one numeric column above which a file is rejected."""
+    random_seed: int = 42
+
+    @classmethod
+    def from_env(cls, **overrides) -> "PipelineSettings":
+        """Defaults, then `MLOPS_<FIELD>` variables (and `MLFLOW_TRACKING_URI`), then `overrides`."""
+        values: dict = {}
+        for name, field in cls.model_fields.items():
+            raw = os.environ.get(ENV_PREFIX + name.upper())
+            if raw is not None:
+                values[name] = field.annotation(raw) if field.annotation in (int, float) else raw
+        if "mlflow_tracking_uri" not in values and os.environ.get("MLFLOW_TRACKING_URI"):
+            values["mlflow_tracking_uri"] = os.environ["MLFLOW_TRACKING_URI"]
+        values.update(overrides)
+        values["data_dir"] = str(Path(values.get("data_dir", "data")).resolve())
+        return cls(**values)
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.data_dir).resolve()
+
+    @property
+    def training_dir(self) -> Path:
+        return self.data_path / "raw" / "training"
+
+    @property
+    def inference_dir(self) -> Path:
+        return self.data_path / "raw" / "inference"
+
+    @property
+    def warehouse_file(self) -> str:
+        return str(Path(self.warehouse_path).resolve()) if self.warehouse_path else str(self.data_path / "warehouse.duckdb")
+
+    @property
+    def tracking_uri(self) -> str:
+        return self.mlflow_tracking_uri or f"sqlite:///{self.data_path / 'mlflow' / 'mlflow.db'}"
+
+    @property
+    def artifact_location(self) -> str:
+        """Absolute, so runs started from any working directory store artifacts in one place."""
+        return (self.data_path / "mlflow" / "artifacts").as_uri()
