@@ -7,10 +7,16 @@ from mlops_assets.defs.assets import training
 from mlops_assets.defs.resources import build_resources
 from mlops_assets.settings import PipelineSettings
 
-defs = dg.Definitions(
-    assets=dg.load_assets_from_modules([training]),
-    asset_checks=dg.load_asset_checks_from_modules([checks]),
-    jobs=[jobs.training_job],
-    resources=build_resources(PipelineSettings.from_env()),
-    executor=dg.in_process_executor,
-)
+
+def build_definitions(settings: PipelineSettings) -> dg.Definitions:
+    """The whole code location wired to `settings`; tests build theirs on temporary folders."""
+    return dg.Definitions(
+        assets=dg.load_assets_from_modules([training]),
+        asset_checks=dg.load_asset_checks_from_modules([checks]),
+        jobs=[jobs.training_job],
+        resources=build_resources(settings),
+        executor=dg.in_process_executor,
+    )
+
+
+defs = build_definitions(PipelineSettings.from_env())

@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> None:
 
     started = time.perf_counter()
     with dg.DagsterInstance.get() as instance:
-        result = defs.get_job_def("training_job").execute_in_process(instance=instance, raise_on_error=False)
+        result = defs.resolve_job_def("training_job").execute_in_process(instance=instance, raise_on_error=False)
     if not result.success:
         raise SystemExit("the training job failed; see the Dagster UI (`make dev`) or the log above")
     print(summary(settings, time.perf_counter() - started))

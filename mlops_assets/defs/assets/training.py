@@ -39,7 +39,7 @@ def raw_training(
             ]
         except ExtractError as exc:
             raise extract_failure(exc) from exc
-        select = typed_select(files, contract.ALL_COLUMNS, dedupe=any(c.duplicate_keys for c in checks))
+        select = typed_select(checks, dedupe=any(c.duplicate_keys for c in checks))
         rows = replace_table(con, "raw_training", select)
     extra = sorted({c for check in checks for c in check.extra_columns})
     if extra:
@@ -99,14 +99,9 @@ def model(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     """A HistGradientBoosting pipeline trained on the train split, evaluated out of time, logged and
     registered in MLflow, and promoted to `champion` only when it passes the AUC floor and is not
     worse than the current champion on the same test month. One row per version in table `model`."""
-    settings: PipelineSettings = context.resources.settings
     mlflow = context.resources.mlflow
-    try:
-        result = _train_and_register(context, settings, mlflow)
-    except BaseException:
-        mlflow.end_run(status="FAILED")
-        raise
-    mlflow.end_run()
+    result = _train_and_register(context, context.resources.settings, mlflow)
+    mlflow.end_run()  # asset jobs have no run-end hook; a failure is closed by the resource's teardown
     return result
 
 

@@ -1,0 +1,81 @@
+"""Shared fixtures: small generated extracts in temporary folders, real DuckDB and MLflow stores."""
+
+import dataclasses
+import os
+import shutil
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+
+from mlops_assets.definitions import build_definitions  # noqa: E402
+from mlops_assets.sample_data import generate_extracts  # noqa: E402
+from mlops_assets.settings import PipelineSettings  # noqa: E402
+
+TEST_ROWS = 20_000
+"""Rows per test extract: large enough for stable AUCs, small enough for a 2-core CI."""
+
+
+@pytest.fixture(scope="session")
+def sample_raw(tmp_path_factory) -> Path:
+    """p1..p4 training and p5 inference extracts, generated once per session (read-only for tests)."""
+    raw = tmp_path_factory.mktemp("sample") / "raw"
+    generate_extracts(raw, rows=TEST_ROWS, months=5, seed=11)
+    return raw
+
+
+def make_settings(data_dir: Path, **overrides) -> PipelineSettings:
+    return PipelineSettings(data_dir=str(data_dir), **overrides)
+
+
+@pytest.fixture
+def data_dir(tmp_path, sample_raw) -> Path:
+    """A fresh data folder holding a copy of the sample extracts."""
+    shutil.copytree(sample_raw, tmp_path / "data" / "raw")
+    return tmp_path / "data"
+
+
+def run_job(settings: PipelineSettings, job_name: str, **kwargs) -> dg.ExecuteInProcessResult:
+    defs = build_definitions(settings)
+    return defs.resolve_job_def(job_name).execute_in_process(raise_on_error=False, **kwargs)
+
+
+@dataclasses.dataclass(frozen=True)
+class Trained:
+    settings: PipelineSettings
+    result: dg.ExecuteInProcessResult
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory, sample_raw) -> Trained:
+    """A data folder where the training job already ran once: warehouse, MLflow store, champion v1.
+
+    Session-scoped because training is the slow part; tests that change it copy it first.
+    """
+    data = tmp_path_factory.mktemp("trained") / "data"
+    shutil.copytree(sample_raw, data / "raw")
+    settings = make_settings(data)
+    result = run_job(settings, "training_job")
+    assert result.success, failure_text(result)
+    return Trained(settings, result)
+
+
+def failure_text(result: dg.ExecuteInProcessResult) -> str:
+    """Every step failure's message, as a user reads it in the UI."""
+    texts = []
+    for event in result.all_events:
+        if event.is_step_failure:
+            data = event.step_failure_data
+            texts.append(data.user_failure_data.description if data.user_failure_data else data.error.message)
+    return "\n".join(texts)
+
+
+def table_snapshot(database: str, table: str) -> tuple:
+    """Row count and an order-independent checksum of a table, to prove it did not change."""
+    import duckdb
+
+    with duckdb.connect(database, read_only=True) as con:
+        return con.execute(f"SELECT count(*), sum(hash(COLUMNS(*))) FROM {table}").fetchone()

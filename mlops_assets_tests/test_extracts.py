@@ -1,0 +1,149 @@
+"""Validation of extracts: every bad file gets an error naming the file and the problem."""
+
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from mlops_assets import contract
+from mlops_assets.extracts import ExtractError, check_extract, list_extracts, typed_select
+from mlops_assets.sample_data import generate_month, write_extract
+
+
+@pytest.fixture
+def con():
+    with duckdb.connect() as connection:
+        yield connection
+
+
+@pytest.fixture
+def extract(tmp_path) -> Path:
+    return write_extract(generate_month(3, 500, seed=2), tmp_path)
+
+
+def _lines(path: Path) -> list[str]:
+    return path.read_text().splitlines()
+
+
+def _rewrite(path: Path, lines: list[str]) -> Path:
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _drop_column(path: Path, column: str) -> Path:
+    lines = [line.split(",") for line in _lines(path)]
+    index = [h.strip('"') for h in lines[0]].index(column)
+    return _rewrite(path, [",".join(cells[:index] + cells[index + 1 :]) for cells in lines])
+
+
+def _set_column(path: Path, column: str, value: str, every: int = 1) -> Path:
+    lines = [line.split(",") for line in _lines(path)]
+    index = [h.strip('"') for h in lines[0]].index(column)
+    for i, cells in enumerate(lines[1:]):
+        if i % every == 0:
+            cells[index] = value
+    return _rewrite(path, [",".join(cells) for cells in lines])
+
+
+def test_a_clean_extract_passes(con, extract):
+    check = check_extract(con, extract, with_target=True)
+    assert check.rows == 500 and check.has_target and check.invalid_values == {}
+
+
+def test_missing_column_names_file_and_column(con, extract):
+    _drop_column(extract, "ingreso_neto")
+    with pytest.raises(ExtractError, match=r"p3_extrac\.csv: missing required column\(s\) ingreso_neto"):
+        check_extract(con, extract, with_target=False)
+
+
+def test_target_is_required_for_training_only(con, extract):
+    _drop_column(extract, "target")
+    assert not check_extract(con, extract, with_target=False).has_target
+    with pytest.raises(ExtractError, match="missing required column.*target"):
+        check_extract(con, extract, with_target=True)
+
+
+def test_extra_columns_are_reported_and_column_order_does_not_matter(con, extract, tmp_path):
+    lines = [line.split(",") for line in _lines(extract)]
+    reordered = [list(reversed(cells)) + ["x"] for cells in lines]
+    reordered[0][-1] = "comentario"
+    _rewrite(extract, [",".join(cells) for cells in reordered])
+    check = check_extract(con, extract, with_target=True)
+    assert check.extra_columns == ("comentario",)
+    table = con.execute(typed_select([check], dedupe=False)).fetch_df()
+    assert list(table.columns) == list(contract.ALL_COLUMNS) + ["source_file"]
+    assert table["source_file"].unique().tolist() == ["p3_extrac.csv"]
+
+
+def test_a_little_garbage_is_nulled_and_counted(con, extract):
+    _set_column(extract, "tea", "n/a", every=250)  # 2 of 500 rows
+    check = check_extract(con, extract, with_target=True)
+    assert check.invalid_values == {"tea": 2}
+    table = con.execute(typed_select([check], dedupe=False)).fetch_df()
+    assert table["tea"].isna().sum() >= 2 and str(table["tea"].dtype) == "float64"
+
+
+def test_much_garbage_rejects_the_file_naming_the_column(con, extract):
+    _set_column(extract, "tea", "12,5%".replace(",", ";"), every=2)
+    with pytest.raises(ExtractError, match=r"p3_extrac\.csv: non-numeric values in numeric column\(s\) tea \(250 of 500"):
+        check_extract(con, extract, with_target=True)
+
+
+def test_labels_must_be_binary(con, extract):
+    _set_column(extract, "target", "2", every=100)
+    with pytest.raises(ExtractError, match="5 row.*target.*not 0 or 1"):
+        check_extract(con, extract, with_target=True)
+
+
+def test_empty_file(con, tmp_path):
+    path = tmp_path / "p9_extrac.csv"
+    path.write_bytes(b"")
+    with pytest.raises(ExtractError, match=r"p9_extrac\.csv: file is empty"):
+        check_extract(con, path, with_target=False)
+
+
+def test_header_only(con, extract):
+    _rewrite(extract, _lines(extract)[:1])
+    with pytest.raises(ExtractError, match="header but no data rows"):
+        check_extract(con, extract, with_target=True)
+
+
+def test_truncated_last_line(con, extract):
+    data = extract.read_bytes()
+    extract.write_bytes(data[: len(data) - 200])  # a copy cut off mid-row
+    with pytest.raises(ExtractError, match="truncated, half-written or malformed"):
+        check_extract(con, extract, with_target=True)
+
+
+def test_non_utf8_bytes(con, extract):
+    lines = _lines(extract)
+    data = ("\n".join(lines[:300]) + "\n").encode() + lines[300].replace("DNI", "D\xd1I").encode("latin-1") + b"\n"
+    extract.write_bytes(data)
+    with pytest.raises(ExtractError, match="not valid UTF-8"):
+        check_extract(con, extract, with_target=True)
+
+
+def test_non_utf8_header(con, extract):
+    extract.write_bytes(b"partici\xf3n," + extract.read_bytes())
+    with pytest.raises(ExtractError, match=r"header is not UTF-8 \(invalid continuation byte at byte 7\)"):
+        check_extract(con, extract, with_target=True)
+
+
+def test_duplicate_keys_keep_the_first_row(con, extract):
+    lines = _lines(extract)
+    duplicate = lines[10].replace(",DNI,", ",CE,").replace(",CE,", ",RUC,") if ",DNI," in lines[10] else lines[10]
+    _rewrite(extract, lines + [duplicate, lines[20]])
+    check = check_extract(con, extract, with_target=True)
+    assert check.duplicate_keys == 2
+    table = con.execute(typed_select([check], dedupe=True)).fetch_df()
+    assert len(table) == 500 and table["key_value"].is_unique
+    first = lines[10].split(",")
+    kept = table[table["key_value"] == first[1]].iloc[0]
+    assert kept["tip_doc"] == first[3]
+
+
+def test_list_extracts_orders_by_month_and_skips_other_files(tmp_path):
+    for name in ["p10_extrac.csv", "p9_extrac.csv", ".p11_extrac.csv", "p12_extrac.csv.tmp", "notes.txt"]:
+        (tmp_path / name).write_text("x")
+    assert [p.name for p in list_extracts(tmp_path)] == ["p9_extrac.csv", "p10_extrac.csv"]
+    assert list_extracts(tmp_path / "missing") == []

@@ -1,0 +1,140 @@
+"""The training half of the graph, materialized for real against DuckDB and MLflow files."""
+
+import re
+import shutil
+from pathlib import Path
+
+import duckdb
+import mlflow
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from mlops_assets import contract
+from mlops_assets.model_registry import CHAMPION_ALIAS
+from mlops_assets_tests.conftest import TEST_ROWS, failure_text, make_settings, run_job, table_snapshot
+
+
+def _sql(settings, query):
+    with duckdb.connect(settings.warehouse_file, read_only=True) as con:
+        return con.execute(query).fetchall()
+
+
+def test_training_job_fills_the_warehouse(trained):
+    settings = trained.settings
+    assert _sql(settings, "SELECT source_file, count(*) FROM raw_training GROUP BY 1 ORDER BY 1") == [
+        (f"p{m}_extrac.csv", TEST_ROWS) for m in (1, 2, 3, 4)
+    ]
+    columns = [r[0] for r in _sql(settings, "SELECT column_name FROM information_schema.columns WHERE table_name = 'raw_training'")]
+    assert columns == list(contract.ALL_COLUMNS) + ["source_file"]
+    # out-of-time split: the newest extract is the test month, and only it
+    assert _sql(settings, "SELECT split, list(DISTINCT source_file ORDER BY source_file) FROM features GROUP BY 1 ORDER BY 1") == [
+        ("test", ["p4_extrac.csv"]),
+        ("train", ["p1_extrac.csv", "p2_extrac.csv", "p3_extrac.csv"]),
+    ]
+    feature_columns = {r[0] for r in _sql(settings, "SELECT column_name FROM information_schema.columns WHERE table_name = 'features'")}
+    assert set(contract.MODEL_FEATURES) <= feature_columns
+    assert not set(contract.BUSINESS_COLUMNS) & feature_columns
+
+
+def test_model_is_logged_registered_and_promoted(trained):
+    settings = trained.settings
+    [(version, run_id, uri, auc, lift, threshold, promoted, files)] = _sql(
+        settings,
+        "SELECT version, run_id, model_uri, roc_auc, top_decile_lift, decision_threshold, promoted, training_files FROM model",
+    )
+    assert version == 1 and promoted and auc >= settings.auc_floor and lift > 2
+    assert files == [f"p{m}_extrac.csv" for m in (1, 2, 3, 4)] and 0 < threshold < 0.5
+    client = mlflow.MlflowClient(tracking_uri=settings.tracking_uri)
+    run = client.get_run(run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.metrics["roc_auc"] == pytest.approx(auc)
+    assert {"pr_auc", "log_loss", "brier", "top_decile_lift", "top_decile_capture"} <= set(run.data.metrics)
+    assert run.data.tags["dagster_run_id"] == trained.result.run_id
+    registered = client.get_model_version_by_alias(settings.registered_model_name, CHAMPION_ALIAS)
+    assert int(registered.version) == version and registered.run_id == run_id
+    assert uri == f"models:/{settings.registered_model_name}/1"
+    experiment = client.get_experiment(run.info.experiment_id)
+    assert experiment.artifact_location == settings.artifact_location  # absolute, under the data folder
+    assert Path(settings.data_dir, "mlflow", "artifacts").is_dir()
+    # the logged model loads back and scores like the stored AUC says
+    with duckdb.connect(settings.warehouse_file, read_only=True) as con:
+        test = con.execute(f"SELECT {', '.join(contract.MODEL_FEATURES)}, target FROM features WHERE split = 'test'").df()
+    probability = mlflow.sklearn.load_model(uri).predict_proba(test[list(contract.MODEL_FEATURES)])[:, 1]
+    assert roc_auc_score(test["target"], probability) == pytest.approx(auc)
+
+
+def test_asset_checks_pass(trained):
+    evaluations = {e.check_name: e.passed for e in trained.result.get_asset_check_evaluations()}
+    assert evaluations == {
+        "raw_training_matches_contract": True,
+        "target_rate_is_plausible": True,
+        "model_auc_above_floor": True,
+    }
+
+
+@pytest.fixture
+def copy_of_trained(trained, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(trained.settings.data_dir, data)
+    return make_settings(data)
+
+
+def _break_extract(path: Path, transform) -> None:
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join(transform(lines)) + "\n")
+
+
+def _assert_intact(settings, before):
+    for table, snapshot in before.items():
+        assert table_snapshot(settings.warehouse_file, table) == snapshot, f"{table} changed"
+
+
+@pytest.mark.parametrize(
+    ("breakage", "message"),
+    [
+        ("missing_column", r"p4_extrac\.csv: missing required column\(s\) tea"),
+        ("garbage", r"p4_extrac\.csv: non-numeric values in numeric column\(s\) ingreso_neto"),
+    ],
+)
+def test_a_bad_training_extract_fails_clearly_and_changes_nothing(copy_of_trained, breakage, message):
+    settings = copy_of_trained
+    before = {t: table_snapshot(settings.warehouse_file, t) for t in ("raw_training", "features", "model")}
+    path = settings.training_dir / "p4_extrac.csv"
+    column = "tea" if breakage == "missing_column" else "ingreso_neto"
+
+    def transform(lines):
+        cells = [line.split(",") for line in lines]
+        index = [h.strip('"') for h in cells[0]].index(column)
+        if breakage == "missing_column":
+            return [",".join(c[:index] + c[index + 1 :]) for c in cells]
+        for row in cells[1:]:
+            row[index] = "S/ 1200"  # an export with a currency prefix
+        return [",".join(c) for c in cells]
+
+    _break_extract(path, transform)
+    result = run_job(settings, "training_job")
+    assert not result.success
+    assert re.search(message, failure_text(result)), failure_text(result)
+    _assert_intact(settings, before)
+
+
+def test_an_empty_training_folder_fails_clearly(copy_of_trained):
+    settings = copy_of_trained
+    before = {t: table_snapshot(settings.warehouse_file, t) for t in ("raw_training", "model")}
+    for path in settings.training_dir.glob("*.csv"):
+        path.unlink()
+    result = run_job(settings, "training_job")
+    assert not result.success
+    assert "no training extracts matching p*_extrac.csv in" in failure_text(result)
+    _assert_intact(settings, before)
+
+
+def test_retraining_compares_with_the_champion_on_the_same_month(copy_of_trained):
+    settings = copy_of_trained
+    result = run_job(settings, "training_job")
+    assert result.success, failure_text(result)
+    rows = _sql(settings, "SELECT version, roc_auc, champion_auc_same_data, promoted FROM model ORDER BY version")
+    (v1, auc1, none, _), (v2, auc2, champion_auc, promoted) = rows
+    assert (v1, v2, none) == (1, 2, None)
+    assert champion_auc == pytest.approx(auc1)  # the champion re-scored on the same test month
+    assert promoted == (auc2 >= auc1 - settings.promotion_tolerance)
