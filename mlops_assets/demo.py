@@ -38,10 +38,10 @@ def main(argv: list[str] | None = None) -> None:
 
 def summary(settings: PipelineSettings, seconds: float) -> str:
     with duckdb.connect(settings.warehouse_file, read_only=True) as con:
-        rows = con.execute("SELECT count(*), count(DISTINCT source_file) FROM raw_training").fetchone()
+        rows = con.execute("SELECT count(*), count(DISTINCT source_file) FROM raw_training").fetchall()[0]
         version, auc, lift, promoted, reason = con.execute(
             "SELECT version, roc_auc, top_decile_lift, promoted, promotion_reason FROM model ORDER BY version DESC LIMIT 1"
-        ).fetchone()
+        ).fetchall()[0]
     return "\n".join(
         [
             "",

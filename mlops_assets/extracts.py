@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import hashlib
 import dataclasses
 import re
 from pathlib import Path
@@ -48,6 +49,8 @@ class ExtractCheck:
     """Contract columns present in the file, in contract order."""
     header: tuple[str, ...]
     """The file's own header, in file order."""
+    sha256: str
+    size_bytes: int
 
     @property
     def has_target(self) -> bool:
@@ -87,12 +90,15 @@ def read_header(path: Path) -> list[str]:
     return [name.strip() for name in header]
 
 
-def check_utf8(path: Path, chunk_bytes: int = 1 << 22) -> None:
-    """The contract says UTF-8; DuckDB does not check every byte, so we do (about 1 GB/s)."""
+def scan_bytes(path: Path, chunk_bytes: int = 1 << 22) -> str:
+    """Check that every byte is UTF-8 (the contract; DuckDB does not check every byte) and return
+    the file's SHA-256, in one pass over the file."""
     decoder = codecs.getincrementaldecoder("utf-8")()
+    digest = hashlib.sha256()
     offset = 0
     with open(path, "rb") as handle:
         while chunk := handle.read(chunk_bytes):
+            digest.update(chunk)
             try:
                 decoder.decode(chunk)
             except UnicodeDecodeError as exc:
@@ -100,10 +106,11 @@ def check_utf8(path: Path, chunk_bytes: int = 1 << 22) -> None:
                     path, f"contains bytes that are not valid UTF-8 (at byte {offset + exc.start}); re-export as UTF-8"
                 ) from exc
             offset += len(chunk)
-        try:
-            decoder.decode(b"", final=True)
-        except UnicodeDecodeError as exc:
-            raise ExtractError(path, "ends inside a UTF-8 character: the file is truncated") from exc
+    try:
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError as exc:
+        raise ExtractError(path, "ends inside a UTF-8 character: the file is truncated") from exc
+    return digest.hexdigest()
 
 
 def check_extract(
@@ -121,7 +128,7 @@ def check_extract(
     duplicated = sorted({c for c in header if header.count(c) > 1})
     if duplicated:
         raise ExtractError(path, f"column(s) {', '.join(duplicated)} appear more than once in the header")
-    check_utf8(path)
+    sha256 = scan_bytes(path)
     known = [c for c in contract.ALL_COLUMNS if c in header]
     numeric = [c for c in contract.NUMERIC_COLUMNS if c in known]
     invalid_sql = ", ".join(
@@ -137,7 +144,7 @@ def check_extract(
         FROM {_csv_source(path, header)}
     """
     try:
-        row = con.execute(query).fetchone()
+        row = con.execute(query).fetchall()[0]
     except duckdb.Error as exc:
         raise ExtractError(path, _explain_reader_error(exc)) from exc
     rows, duplicates, *counts = row
@@ -157,7 +164,9 @@ def check_extract(
             "fix the export (decimal separator, quoting, shifted columns)",
         )
     extra = tuple(c for c in header if c not in contract.ALL_COLUMNS)
-    return ExtractCheck(path, rows, extra, invalid, int(duplicates), categories, tuple(known), tuple(header))
+    return ExtractCheck(
+        path, rows, extra, invalid, int(duplicates), categories, tuple(known), tuple(header), sha256, path.stat().st_size
+    )
 
 
 def _explain_reader_error(exc: duckdb.Error) -> str:
@@ -171,20 +180,14 @@ def _explain_reader_error(exc: duckdb.Error) -> str:
 
 
 def typed_select(checks: list[ExtractCheck], *, dedupe: bool) -> str:
-    """SQL selecting the checked files' contract columns, cast to their types, plus `source_file`.
+    """SQL selecting all contract columns of the checked files, cast to their types, plus `source_file`.
 
     Values validation counted as invalid become null (TRY_CAST); with `dedupe`, only the first
     row of each `key_value` per file is kept.
     """
-    columns = checks[0].columns
-    casts = []
-    for c in columns:
-        kind = contract.COLUMN_TYPES[c]
-        expr = _ident(c) if kind == "VARCHAR" else f"TRY_CAST(TRY_CAST({_ident(c)} AS DOUBLE) AS {kind})"
-        casts.append(f"{expr} AS {_ident(c)}")
     row_number = ", row_number() OVER () AS file_row" if dedupe else ""
     union = " UNION ALL ".join(
-        f"SELECT {', '.join(casts)}, parse_filename(filename) AS source_file{row_number} "
+        f"SELECT {_typed_columns(check.columns)}, parse_filename(filename) AS source_file{row_number} "
         f"FROM {_csv_source(check.path, list(check.header))}"
         for check in checks
     )
@@ -194,6 +197,21 @@ def typed_select(checks: list[ExtractCheck], *, dedupe: bool) -> str:
         f"SELECT * EXCLUDE (file_row) FROM ({union}) "
         "QUALIFY row_number() OVER (PARTITION BY source_file, key_value ORDER BY file_row) = 1"
     )
+
+
+def _typed_columns(present: tuple[str, ...]) -> str:
+    """Every contract column cast to its type; an optional column the file lacks (`target`) is null."""
+    casts = []
+    for c in contract.ALL_COLUMNS:
+        kind = contract.COLUMN_TYPES[c]
+        if c not in present:
+            expr = f"CAST(NULL AS {kind})"
+        elif kind == "VARCHAR":
+            expr = _ident(c)
+        else:
+            expr = f"TRY_CAST(TRY_CAST({_ident(c)} AS DOUBLE) AS {kind})"
+        casts.append(f"{expr} AS {_ident(c)}")
+    return ", ".join(casts)
 
 
 def list_extracts(folder: Path) -> list[Path]:

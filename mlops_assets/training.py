@@ -124,3 +124,9 @@ def promotion_decision(
     return PromotionDecision(
         False, f"AUC {challenger_auc:.4f} < champion {champion_auc:.4f} - tolerance {tolerance} on the same test month"
     )
+
+
+def known_categories(pipeline: Pipeline) -> set[str]:
+    """Values of the categorical feature the fitted pipeline has seen; anything else is scored as missing."""
+    encoder = pipeline.named_steps["encode"].named_transformers_["categorical"]
+    return {c for c in encoder.categories_[0] if c is not None}

@@ -35,17 +35,99 @@ CREATE TABLE IF NOT EXISTS model (
 """
 
 
+PREDICTIONS_DDL = """
+CREATE TABLE IF NOT EXISTS predictions (
+    batch VARCHAR,
+    source_file VARCHAR,
+    partition VARCHAR,
+    key_value VARCHAR,
+    codunicocli VARCHAR,
+    p_fecinformacion BIGINT,
+    monto DOUBLE,
+    prob_value_contact DOUBLE,
+    grp_campecs06m VARCHAR,
+    target INTEGER,
+    probability DOUBLE,
+    predicted_label BOOLEAN,
+    decision_threshold DOUBLE,
+    model_version INTEGER,
+    scored_at TIMESTAMP
+)
+"""
+
+BUSINESS_VALUE_DDL = """
+CREATE TABLE IF NOT EXISTS business_value (
+    batch VARCHAR,
+    key_value VARCHAR,
+    codunicocli VARCHAR,
+    probability DOUBLE,
+    prob_value_contact DOUBLE,
+    prob_value_contact_filled BOOLEAN,
+    monto DOUBLE,
+    monto_missing BOOLEAN,
+    business_value DOUBLE,
+    execution_group TINYINT,
+    model_version INTEGER,
+    valued_at TIMESTAMP
+)
+"""
+
+INFERENCE_LOG_DDL = """
+CREATE TABLE IF NOT EXISTS inference_log (
+    batch VARCHAR,
+    file_name VARCHAR,
+    file_size_bytes BIGINT,
+    content_sha256 VARCHAR,
+    rows_read BIGINT,
+    rows_scored BIGINT,
+    rows_rejected BIGINT,
+    values_nulled BIGINT,
+    unseen_category_rows BIGINT,
+    model_version INTEGER,
+    dagster_run_id VARCHAR,
+    started_at TIMESTAMP,
+    finished_at TIMESTAMP,
+    duration_seconds DOUBLE
+)
+"""
+
+
 def replace_table(con: duckdb.DuckDBPyConnection, table: str, select_sql: str, params: Any = None) -> int:
     """Replace `table` with the result of `select_sql` atomically; returns its row count."""
     con.execute("BEGIN TRANSACTION")
     try:
         con.execute(f"CREATE OR REPLACE TABLE {table} AS {select_sql}", params)
-        rows = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+        rows = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
         raise
     return rows
+
+
+def replace_batch(
+    con: duckdb.DuckDBPyConnection, table: str, ddl: str, batch: str, rows: Any, log: tuple[str, str, dict] | None = None
+) -> int:
+    """Swap one batch's rows of `table` for `rows` (a DataFrame or Arrow table), atomically.
+
+    Other batches are untouched. `log` = (table, ddl, row) appends one row in the same transaction.
+    """
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute(ddl)
+        con.execute(f"DELETE FROM {table} WHERE batch = ?", [batch])
+        con.register("incoming_batch", rows)
+        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM incoming_batch")
+        con.unregister("incoming_batch")
+        if log is not None:
+            log_table, log_ddl, log_row = log
+            con.execute(log_ddl)
+            insert_row(con, log_table, log_row)
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return con.execute(f"SELECT count(*) FROM {table} WHERE batch = ?", [batch]).fetchall()[0][0]
 
 
 def insert_row(con: duckdb.DuckDBPyConnection, table: str, row: dict[str, Any]) -> None:
@@ -58,5 +140,5 @@ def table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
     return bool(
         con.execute(
             "SELECT count(*) FROM information_schema.tables WHERE table_name = ? AND table_schema = 'main'", [table]
-        ).fetchone()[0]
+        ).fetchall()[0][0]
     )

@@ -78,4 +78,4 @@ def table_snapshot(database: str, table: str) -> tuple:
     import duckdb
 
     with duckdb.connect(database, read_only=True) as con:
-        return con.execute(f"SELECT count(*), sum(hash(COLUMNS(*))) FROM {table}").fetchone()
+        return con.execute(f"SELECT count(*), sum(hash(COLUMNS(*))) FROM {table}").fetchall()[0]

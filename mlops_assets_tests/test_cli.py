@@ -50,7 +50,7 @@ def test_dagster_asset_materialize_trains(tmp_path, sample_raw):
     )
     assert done.returncode == 0, done.stderr[-3000:]
     with duckdb.connect(str(data / "warehouse.duckdb"), read_only=True) as con:
-        assert con.execute("SELECT count(*) FROM raw_training").fetchone()[0] == 4 * TEST_ROWS
-        assert con.execute("SELECT count(*) FROM features WHERE split = 'test'").fetchone()[0] == TEST_ROWS
+        assert con.execute("SELECT count(*) FROM raw_training").fetchall()[0][0] == 4 * TEST_ROWS
+        assert con.execute("SELECT count(*) FROM features WHERE split = 'test'").fetchall()[0][0] == TEST_ROWS
         assert con.execute("SELECT version, promoted FROM model").fetchall() == [(1, True)]
     assert (data / "mlflow" / "mlflow.db").is_file()

@@ -19,7 +19,7 @@ def raw_training_matches_contract(warehouse: DuckDBResource) -> dg.AssetCheckRes
         types = dict(con.execute("SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'raw_training'").fetchall())
         rows, duplicates = con.execute(
             "SELECT count(*), count(*) - count(DISTINCT (source_file, key_value)) FROM raw_training"
-        ).fetchone()
+        ).fetchall()[0]
     wrong = {c: types.get(c) for c, kind in contract.COLUMN_TYPES.items() if types.get(c) != kind}
     return dg.AssetCheckResult(
         passed=not wrong and rows > 0 and duplicates == 0,
@@ -45,7 +45,7 @@ def target_rate_is_plausible(warehouse: DuckDBResource) -> dg.AssetCheckResult:
 def model_auc_above_floor(settings: PipelineSettings, warehouse: DuckDBResource) -> dg.AssetCheckResult:
     """The newest model's out-of-time ROC AUC is at least the configured floor."""
     with warehouse.get_connection() as con:
-        version, auc = con.execute("SELECT version, roc_auc FROM model ORDER BY version DESC LIMIT 1").fetchone()
+        version, auc = con.execute("SELECT version, roc_auc FROM model ORDER BY version DESC LIMIT 1").fetchall()[0]
     return dg.AssetCheckResult(
         passed=auc >= settings.auc_floor,
         metadata={"model_version": version, "roc_auc": auc, "auc_floor": settings.auc_floor},

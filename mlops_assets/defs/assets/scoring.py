@@ -1,0 +1,174 @@
+"""Group `scoring`: predictions and business_value, one partition per inference extract."""
+
+import datetime as dt
+import time
+
+import dagster as dg
+from dagster_duckdb import DuckDBResource
+
+from mlops_assets import contract, inference_folder, model_registry
+from mlops_assets.defs.assets.training import extract_failure, model
+from mlops_assets.defs.partitions import inference_batches
+from mlops_assets.extracts import ExtractError, check_extract, typed_select
+from mlops_assets.scoring import business_value as value_of, execution_groups, group_summary, markdown_table
+from mlops_assets.settings import PipelineSettings
+from mlops_assets.warehouse import BUSINESS_VALUE_DDL, INFERENCE_LOG_DDL, PREDICTIONS_DDL, replace_batch
+
+GROUP = "scoring"
+PREDICTION_COLUMNS = ("partition", "key_value", "codunicocli", "p_fecinformacion", *contract.BUSINESS_COLUMNS, contract.TARGET)
+"""Carried from the extract into `predictions`: trace columns, business inputs and the label if present."""
+
+
+@dg.asset(
+    group_name=GROUP,
+    partitions_def=inference_batches,
+    pool="duckdb",
+    kinds={"sklearn", "duckdb"},
+    deps=[model],
+    check_specs=[
+        dg.AssetCheckSpec("scored_exactly_once", asset="predictions", description="every batch row once, no key missing"),
+        dg.AssetCheckSpec("probabilities_in_unit_interval", asset="predictions"),
+    ],
+)
+def predictions(
+    context: dg.AssetExecutionContext, settings: PipelineSettings, warehouse: DuckDBResource
+) -> dg.MaterializeResult:
+    """The batch scored by the current champion: one row per customer with its probability, the
+    top-decile label, the model version and trace columns. Re-scoring replaces only this batch's rows.
+    A file that fails validation is moved to `rejected/` with a reason and nothing is written."""
+    from mlops_assets import training  # scikit-learn is imported only by steps that score
+
+    started, clock = dt.datetime.now(), time.perf_counter()
+    batch = context.partition_key
+    path = settings.inference_dir / f"{batch}.csv"
+    if not path.is_file():
+        raise dg.Failure(description=f"{path} does not exist (moved to rejected/ or deleted?); nothing was scored")
+    with warehouse.get_connection() as con:
+        try:
+            check = check_extract(con, path, with_target=False, max_invalid_share=settings.max_invalid_share)
+        except ExtractError as exc:
+            inference_folder.reject(path, exc.problem)
+            raise extract_failure(exc) from exc
+        frame = con.sql(typed_select([check], dedupe=check.duplicate_keys > 0)).to_arrow_table().to_pandas()
+        version = model_registry.champion_version(settings.tracking_uri, settings.registered_model_name)
+        if version is None:
+            raise dg.Failure(description="there is no champion model yet: materialize `model` first")
+        threshold = con.execute("SELECT decision_threshold FROM model WHERE version = ?", [version]).fetchall()[0][0]
+
+    pipeline = model_registry.load_version(settings.tracking_uri, settings.registered_model_name, version)
+    probability = pipeline.predict_proba(training.model_inputs(frame))[:, 1]
+    unseen = {k: n for k, n in check.categories.items() if k not in training.known_categories(pipeline)}
+    scored = frame.loc[:, list(PREDICTION_COLUMNS)].assign(
+        batch=batch,
+        source_file=path.name,
+        probability=probability,
+        predicted_label=probability >= threshold,
+        decision_threshold=threshold,
+        model_version=version,
+        scored_at=started,
+    )
+    log_row = {
+        "batch": batch,
+        "file_name": path.name,
+        "file_size_bytes": check.size_bytes,
+        "content_sha256": check.sha256,
+        "rows_read": check.rows,
+        "rows_scored": len(scored),
+        "rows_rejected": check.duplicate_keys,
+        "values_nulled": sum(check.invalid_values.values()),
+        "unseen_category_rows": sum(unseen.values()),
+        "model_version": version,
+        "dagster_run_id": context.run.run_id,
+        "started_at": started,
+        "finished_at": dt.datetime.now(),
+        "duration_seconds": time.perf_counter() - clock,
+    }
+    with warehouse.get_connection() as con:
+        stored = replace_batch(con, "predictions", PREDICTIONS_DDL, batch, scored, log=("inference_log", INFERENCE_LOG_DDL, log_row))
+        keys, distinct, outside = con.execute(
+            "SELECT count(key_value), count(DISTINCT key_value), count(*) FILTER (WHERE NOT probability BETWEEN 0 AND 1 OR probability IS NULL) "
+            "FROM predictions WHERE batch = ?",
+            [batch],
+        ).fetchall()[0]
+    if check.extra_columns:
+        context.log.warning(f"{path.name}: ignored columns not in the contract: {', '.join(check.extra_columns)}")
+    expected = check.rows - check.duplicate_keys
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": stored,
+            "rows_read": check.rows,
+            "rows_rejected": check.duplicate_keys,
+            "rejected_reason": "duplicate key_value (first row kept)" if check.duplicate_keys else "none",
+            "mean_probability": float(probability.mean()),
+            "predicted_positives": int(scored["predicted_label"].sum()),
+            "decision_threshold": threshold,
+            "model_version": version,
+            "has_labels": bool(check.has_target),
+            "ignored_extra_columns": list(check.extra_columns),
+            "non_numeric_values_nulled": check.invalid_values,
+            "unseen_categories": unseen,
+            "source_file": path.name,
+        },
+        check_results=[
+            dg.AssetCheckResult(
+                check_name="scored_exactly_once",
+                passed=stored == keys == distinct == expected,
+                metadata={"rows_expected": expected, "rows_stored": stored, "distinct_keys": distinct},
+            ),
+            dg.AssetCheckResult(
+                check_name="probabilities_in_unit_interval", passed=outside == 0, metadata={"rows_outside": outside}
+            ),
+        ],
+    )
+
+
+@dg.asset(
+    group_name=GROUP,
+    partitions_def=inference_batches,
+    pool="duckdb",
+    kinds={"duckdb"},
+    deps=[predictions],
+    check_specs=[dg.AssetCheckSpec("business_value_never_nan", asset="business_value")],
+)
+def business_value(context: dg.AssetExecutionContext, warehouse: DuckDBResource) -> dg.MaterializeResult:
+    """Per customer `probability x prob_value_contact x ln(monto)` and an execution group 1..10
+    (1 = most valuable tenth). Missing contact probability: batch median; monto missing or < 1: ln = 0."""
+    batch = context.partition_key
+    with warehouse.get_connection() as con:
+        scored = con.execute(
+            "SELECT key_value, codunicocli, probability, prob_value_contact, monto, model_version "
+            "FROM predictions WHERE batch = ?",
+            [batch],
+        ).df()
+    valuation = value_of(scored["probability"], scored["prob_value_contact"], scored["monto"])
+    value = valuation.value
+    valued = scored.assign(
+        batch=batch,
+        business_value=value,
+        prob_value_contact=valuation.contact_used,
+        prob_value_contact_filled=valuation.contact_filled,
+        monto_missing=valuation.monto_missing,
+        execution_group=execution_groups(value, tie_breaker=scored["key_value"].to_numpy()),
+        valued_at=dt.datetime.now(),
+    )
+    summary = group_summary(valued)
+    with warehouse.get_connection() as con:
+        stored = replace_batch(con, "business_value", BUSINESS_VALUE_DDL, batch, valued)
+        nan_rows = con.execute(
+            "SELECT count(*) FILTER (WHERE business_value IS NULL OR isnan(business_value)) FROM business_value WHERE batch = ?",
+            [batch],
+        ).fetchall()[0][0]
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": stored,
+            "value_by_execution_group": dg.MetadataValue.md(markdown_table(summary)),
+            "batch_total_value": float(value.sum()),
+            "mean_value_per_customer": float(value.mean()) if len(value) else 0.0,
+            "prob_value_contact_filled_with_median": int(valuation.contact_filled.sum()),
+            "monto_missing": int(valuation.monto_missing.sum()),
+            "model_version": int(scored["model_version"].iloc[0]) if len(scored) else None,
+        },
+        check_results=[
+            dg.AssetCheckResult(check_name="business_value_never_nan", passed=nan_rows == 0, metadata={"nan_rows": nan_rows})
+        ],
+    )

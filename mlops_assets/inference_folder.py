@@ -1,0 +1,47 @@
+"""The inference drop folder: which files are extracts ready to score, and setting bad ones aside."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from pathlib import Path
+
+from mlops_assets import contract
+
+REJECTED = "rejected"
+
+
+def candidate_files(folder: Path) -> list[Path]:
+    """CSV files waiting in `folder` (not in subfolders); hidden, temporary and partial files are not candidates."""
+    if not folder.is_dir():
+        return []
+    return sorted(
+        (p for p in folder.iterdir() if p.is_file() and p.suffix.lower() == ".csv" and not p.name.startswith((".", "~"))),
+        key=lambda p: contract.extract_sort_key(p.name),
+    )
+
+
+def batch_key(path: Path) -> str:
+    """The dynamic partition of a file: its stem (`p5_extrac.csv` -> `p5_extrac`)."""
+    return path.stem
+
+
+def signature(path: Path) -> str:
+    """Name, size and modification time: changes when a file is replaced, stays while it is left alone."""
+    stat = path.stat()
+    return f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}"
+
+
+def reject(path: Path, reason: str) -> Path:
+    """Move a bad file to `rejected/` beside it with `<file>.reason.txt`; never overwrite an earlier one."""
+    target_dir = path.parent / REJECTED
+    target_dir.mkdir(exist_ok=True)
+    target = target_dir / path.name
+    if target.exists():
+        stamp = dt.datetime.now().strftime("%Y%m%dT%H%M%S%f")
+        target = target_dir / f"{path.stem}.{stamp}{path.suffix}"
+    shutil.move(str(path), target)
+    target.with_name(target.name + ".reason.txt").write_text(
+        f"{path.name} was rejected at {dt.datetime.now().isoformat(timespec='seconds')}:\n{reason}\n"
+    )
+    return target
