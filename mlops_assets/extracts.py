@@ -79,12 +79,14 @@ def _ident(name: str) -> str:
 
 
 def read_header(path: Path) -> list[str]:
-    """The header row, or a clear error for an empty or non-UTF-8 file."""
+    """The header row, or a clear error for an empty file or a header that is not UTF-8."""
+    with open(path, "rb") as handle:
+        first_line = handle.readline()
     try:
-        with open(path, encoding="utf-8-sig", newline="") as handle:
-            header = next(csv.reader(handle), None)
+        text = first_line.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise ExtractError(path, f"header is not UTF-8 ({exc.reason} at byte {exc.start}); re-export as UTF-8") from exc
+    header = next(csv.reader([text]), None)
     if not header:
         raise ExtractError(path, "file is empty (no header row); it may still be being written")
     return [name.strip() for name in header]

@@ -79,3 +79,9 @@ def table_snapshot(database: str, table: str) -> tuple:
 
     with duckdb.connect(database, read_only=True) as con:
         return con.execute(f"SELECT count(*), sum(hash(COLUMNS(*))) FROM {table}").fetchall()[0]
+
+
+def score_batch(settings: PipelineSettings, instance: dg.DagsterInstance, batch: str) -> dg.ExecuteInProcessResult:
+    """What the sensor's run does: add the batch's partition and run `batch_job` for it."""
+    instance.add_dynamic_partitions("inference_batches", [batch])
+    return run_job(settings, "batch_job", partition_key=batch, instance=instance)

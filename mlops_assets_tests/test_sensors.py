@@ -1,0 +1,109 @@
+"""The inference-folder sensor, evaluated with Dagster's own test utilities and a real instance."""
+
+import json
+import os
+import shutil
+
+import dagster as dg
+import pytest
+
+from mlops_assets.defs.sensors import inference_folder_sensor
+from mlops_assets_tests.conftest import make_settings
+
+
+@pytest.fixture
+def instance():
+    with dg.instance_for_test() as test_instance:
+        yield test_instance
+
+
+@pytest.fixture
+def folder(tmp_path):
+    settings = make_settings(tmp_path / "data")
+    settings.inference_dir.mkdir(parents=True)
+    return settings
+
+
+def tick(instance, settings, cursor):
+    """One sensor evaluation; returns (run requests, new cursor, partitions added)."""
+    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"settings": settings})
+    result = inference_folder_sensor(context)
+    added = [k for r in result.dynamic_partitions_requests for k in r.partition_keys]
+    if added:
+        instance.add_dynamic_partitions("inference_batches", added)
+    return result.run_requests or [], result.cursor, added
+
+
+def drop(settings, name, rows="a,b\n1,2\n"):
+    path = settings.inference_dir / name
+    path.write_text(rows)
+    return path
+
+
+def test_new_file_is_requested_once_when_stable(instance, folder):
+    drop(folder, "p5_extrac.csv")
+    requests, cursor, added = tick(instance, folder, None)
+    assert requests == [] and added == []  # first sight: wait one tick for it to be stable
+    requests, cursor, added = tick(instance, folder, cursor)
+    assert [(r.partition_key, r.tags["source_file"]) for r in requests] == [("p5_extrac", "p5_extrac.csv")]
+    assert added == ["p5_extrac"]
+    assert requests[0].run_key.startswith("p5_extrac.csv:")
+    requests, cursor, _ = tick(instance, folder, cursor)
+    assert requests == []  # the same file is not scored twice
+    assert "p5_extrac.csv" in json.loads(cursor)["seen"]
+
+
+def test_a_file_still_being_written_waits(instance, folder):
+    path = drop(folder, "p6_extrac.csv", "a,b\n")
+    _, cursor, _ = tick(instance, folder, None)
+    with open(path, "a") as handle:
+        handle.write("1,2\n")  # still growing at the next tick
+    requests, cursor, _ = tick(instance, folder, cursor)
+    assert requests == []
+    requests, cursor, _ = tick(instance, folder, cursor)
+    assert [r.partition_key for r in requests] == ["p6_extrac"]
+
+
+def test_a_replaced_file_is_scored_again(instance, folder):
+    path = drop(folder, "p5_extrac.csv")
+    _, cursor, _ = tick(instance, folder, None)
+    first, cursor, _ = tick(instance, folder, cursor)
+    drop(folder, "p5_extrac.csv", "a,b\n1,2\n3,4\n")
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
+    requests, cursor, _ = tick(instance, folder, cursor)
+    assert requests == []  # changed: wait until it is stable again
+    again, cursor, added = tick(instance, folder, cursor)
+    assert [r.partition_key for r in again] == ["p5_extrac"]
+    assert again[0].run_key != first[0].run_key
+    assert added == []  # the partition already exists
+
+
+def test_hidden_temporary_and_other_files_are_ignored(instance, folder):
+    for name in [".p7_extrac.csv.tmp", "~p7_extrac.csv", "p7_extrac.csv.part", "notes.txt", ".hidden.csv"]:
+        drop(folder, name)
+    (folder.inference_dir / "rejected").mkdir()
+    drop(folder, "rejected/p4_extrac.csv")
+    _, cursor, _ = tick(instance, folder, None)
+    requests, _, _ = tick(instance, folder, cursor)
+    assert requests == []
+
+
+def test_bad_files_and_folders_never_raise(instance, folder):
+    drop(folder, "p8_extrac.csv", "")  # empty: requested, the run rejects it with a reason
+    (folder.inference_dir / "weird.csv").mkdir()  # a folder named like a CSV
+    _, cursor, _ = tick(instance, folder, None)
+    requests, cursor, _ = tick(instance, folder, cursor)
+    assert [r.partition_key for r in requests] == ["p8_extrac"]
+    shutil.rmtree(folder.inference_dir)  # the whole folder vanished
+    requests, _, _ = tick(instance, folder, cursor)
+    assert requests == []
+
+
+def test_batches_scored_before_the_sensor_started_are_history(instance, folder):
+    drop(folder, "p5_extrac.csv")
+    drop(folder, "p6_extrac.csv")
+    instance.add_dynamic_partitions("inference_batches", ["p5_extrac"])
+    instance.report_runless_asset_event(dg.AssetMaterialization("predictions", partition="p5_extrac"))
+    _, cursor, _ = tick(instance, folder, None)
+    requests, _, _ = tick(instance, folder, cursor)
+    assert [r.partition_key for r in requests] == ["p6_extrac"]
