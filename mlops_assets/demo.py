@@ -11,7 +11,9 @@ import time
 import dagster as dg
 import duckdb
 
+from mlops_assets.defs.partitions import inference_batches
 from mlops_assets.extracts import list_extracts
+from mlops_assets.inference_folder import batch_key, candidate_files
 from mlops_assets.sample_data import generate_extracts
 from mlops_assets.settings import PipelineSettings
 
@@ -29,31 +31,50 @@ def main(argv: list[str] | None = None) -> None:
     from mlops_assets.definitions import defs  # after the samples exist: the code location reads the folders
 
     started = time.perf_counter()
+    batches = [batch_key(p) for p in candidate_files(settings.inference_dir)]
     with dg.DagsterInstance.get() as instance:
-        result = defs.resolve_job_def("training_job").execute_in_process(instance=instance, raise_on_error=False)
+        run(defs, instance, "training_job")
+        if batches:  # the newest extract is the current batch; older ones are history
+            instance.add_dynamic_partitions(inference_batches.name, [batches[-1]])
+            run(defs, instance, "batch_job", partition_key=batches[-1])
+    print(summary(settings, batches[-1] if batches else None, time.perf_counter() - started))
+
+
+def run(defs: dg.Definitions, instance: dg.DagsterInstance, job: str, **kwargs) -> None:
+    result = defs.resolve_job_def(job).execute_in_process(instance=instance, raise_on_error=False, **kwargs)
     if not result.success:
-        raise SystemExit("the training job failed; see the Dagster UI (`make dev`) or the log above")
-    print(summary(settings, time.perf_counter() - started))
+        raise SystemExit(f"{job} failed; see the log above or the run in the Dagster UI (`make dev`)")
 
 
-def summary(settings: PipelineSettings, seconds: float) -> str:
+def summary(settings: PipelineSettings, batch: str | None, seconds: float) -> str:
     with duckdb.connect(settings.warehouse_file, read_only=True) as con:
         rows = con.execute("SELECT count(*), count(DISTINCT source_file) FROM raw_training").fetchall()[0]
         version, auc, lift, promoted, reason = con.execute(
             "SELECT version, roc_auc, top_decile_lift, promoted, promotion_reason FROM model ORDER BY version DESC LIMIT 1"
         ).fetchall()[0]
-    return "\n".join(
-        [
-            "",
-            f"graph materialized in {seconds:.0f} s",
-            f"raw_training   {rows[0]:,} rows from {rows[1]} extracts",
-            f"model          version {version}: out-of-time ROC AUC {auc:.3f}, top-decile lift {lift:.2f}, "
-            f"{'promoted to champion' if promoted else 'not promoted'} ({reason})",
-            f"warehouse      {settings.warehouse_file}   (duckdb -readonly {settings.warehouse_file})",
-            f"MLflow store   {settings.tracking_uri}   (make mlflow-ui -> http://127.0.0.1:5000)",
-            "Dagster UI     make dev -> http://127.0.0.1:3000",
-        ]
-    )
+        scored = batch and con.execute(
+            "SELECT count(*), sum(business_value), count(*) FILTER (WHERE execution_group = 1) "
+            "FROM business_value WHERE batch = ?",
+            [batch],
+        ).fetchall()[0]
+    lines = [
+        "",
+        f"graph materialized in {seconds:.0f} s",
+        f"raw_training   {rows[0]:,} rows from {rows[1]} extracts",
+        f"model          version {version}: out-of-time ROC AUC {auc:.3f}, top-decile lift {lift:.2f}, "
+        f"{'promoted to champion' if promoted else 'not promoted'} ({reason})",
+    ]
+    if scored:
+        lines.append(
+            f"batch {batch}  {scored[0]:,} customers scored, total business value {scored[1]:,.1f}, "
+            f"{scored[2]:,} in execution group 1"
+        )
+    lines += [
+        f"warehouse      {settings.warehouse_file}   (duckdb -readonly {settings.warehouse_file})",
+        f"MLflow store   {settings.tracking_uri}   (make mlflow-ui -> http://127.0.0.1:5000)",
+        "Dagster UI     make dev -> http://127.0.0.1:3000 (sensors score new files in data/raw/inference/)",
+    ]
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

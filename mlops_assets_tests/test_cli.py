@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import dagster as dg
 import duckdb
 
 from mlops_assets_tests.conftest import TEST_ROWS
@@ -54,3 +55,19 @@ def test_dagster_asset_materialize_trains(tmp_path, sample_raw):
         assert con.execute("SELECT count(*) FROM features WHERE split = 'test'").fetchall()[0][0] == TEST_ROWS
         assert con.execute("SELECT version, promoted FROM model").fetchall() == [(1, True)]
     assert (data / "mlflow" / "mlflow.db").is_file()
+
+
+def test_dagster_asset_materialize_scores_a_partition(tmp_path, trained):
+    data = tmp_path / "data"
+    shutil.copytree(trained.settings.data_dir, data)
+    env = cli_env(data, tmp_path / "dagster_home")
+    with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
+        instance.add_dynamic_partitions("inference_batches", ["p5_extrac"])  # what the sensor does
+    done = dagster_cli(
+        "asset", "materialize", "-m", "mlops_assets.definitions",
+        "--select", "predictions,business_value", "--partition", "p5_extrac", env=env,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    with duckdb.connect(str(data / "warehouse.duckdb"), read_only=True) as con:
+        assert con.execute("SELECT batch, count(*) FROM predictions GROUP BY 1").fetchall() == [("p5_extrac", TEST_ROWS)]
+        assert con.execute("SELECT count(DISTINCT execution_group) FROM business_value").fetchall() == [(10,)]

@@ -41,7 +41,7 @@ def _folder_decisions(cursor: dict, files: list, already_scored: set[str]) -> tu
 
 @dg.sensor(
     job=batch_job,
-    minimum_interval_seconds=5,
+    minimum_interval_seconds=3,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Scores each new or replaced CSV in the inference folder once its size and mtime are stable.",
 )
