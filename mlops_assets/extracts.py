@@ -15,6 +15,7 @@ import re
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 
 from mlops_assets import contract
 
@@ -199,6 +200,14 @@ def typed_select(checks: list[ExtractCheck], *, dedupe: bool) -> str:
         f"SELECT * EXCLUDE (file_row) FROM ({union}) "
         "QUALIFY row_number() OVER (PARTITION BY source_file, key_value ORDER BY file_row) = 1"
     )
+
+
+def load_extract(
+    con: duckdb.DuckDBPyConnection, path: Path, *, with_target: bool, max_invalid_share: float = MAX_INVALID_SHARE
+) -> tuple[ExtractCheck, pa.Table]:
+    """Validate one extract, then read all its contract columns, typed, as an Arrow table."""
+    check = check_extract(con, path, with_target=with_target, max_invalid_share=max_invalid_share)
+    return check, con.sql(typed_select([check], dedupe=check.duplicate_keys > 0)).to_arrow_table()
 
 
 def _typed_columns(present: tuple[str, ...]) -> str:

@@ -30,6 +30,12 @@ class PipelineSettings(dg.ConfigurableResource):
     """A model below this out-of-time ROC AUC is never promoted and fails its blocking check."""
     promotion_tolerance: float = 0.005
     """A challenger is promoted when its AUC >= the champion's on the same data minus this."""
+    drift_threshold: float = 0.15
+    """Retraining is due when the share of drifted model features exceeds this."""
+    auc_drop_tolerance: float = 0.05
+    """On a labeled batch, a realized AUC this far below the champion's test AUC is concept drift."""
+    report_sample_rows: int = 20_000
+    """Rows per side in evidently's HTML report (the drift decision itself uses all rows)."""
     max_invalid_share: float = 0.01
     """Share of non-numeric values in one numeric column above which a file is rejected."""
     random_seed: int = 42
@@ -59,6 +65,18 @@ class PipelineSettings(dg.ConfigurableResource):
     @property
     def inference_dir(self) -> Path:
         return self.data_path / "raw" / "inference"
+
+    @property
+    def archive_dir(self) -> Path:
+        return self.data_path / "raw" / "archive"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.data_path / "monitoring_reports"
+
+    @property
+    def drift_flag_file(self) -> Path:
+        return self.data_path / "drift" / "drift_flag.txt"
 
     @property
     def warehouse_file(self) -> str:

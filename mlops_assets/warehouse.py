@@ -92,6 +92,67 @@ CREATE TABLE IF NOT EXISTS inference_log (
 """
 
 
+DRIFT_REPORT_DDL = """
+CREATE TABLE IF NOT EXISTS drift_report (
+    batch VARCHAR,
+    "column" VARCHAR,
+    method VARCHAR,
+    score DOUBLE,
+    threshold DOUBLE,
+    drifted BOOLEAN,
+    champion_version INTEGER
+)
+"""
+
+DRIFT_HISTORY_DDL = """
+CREATE TABLE IF NOT EXISTS drift_history (
+    batch VARCHAR,
+    drift_score DOUBLE,
+    drifted_columns INTEGER,
+    features_judged INTEGER,
+    drift_detected BOOLEAN,
+    champion_version INTEGER,
+    champion_test_auc DOUBLE,
+    realized_auc DOUBLE,
+    concept_drift BOOLEAN,
+    score_drift DOUBLE,
+    has_labels BOOLEAN,
+    retraining VARCHAR,
+    reference_rows BIGINT,
+    current_rows BIGINT,
+    judged_at TIMESTAMP
+)
+"""
+
+
+def record_model(
+    con: duckdb.DuckDBPyConnection, row: dict[str, Any], reference_columns: list[str], test_scores: Any
+) -> None:
+    """Add a model version; when it is promoted, also snapshot what drift is judged against:
+    its training rows (`drift_reference`) and its scores on the test month (`score_reference`)."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute(MODEL_TABLE_DDL)
+        insert_row(con, "model", row)
+        if row["promoted"]:
+            columns = ", ".join(reference_columns)
+            con.execute(
+                f"CREATE OR REPLACE TABLE drift_reference AS SELECT {columns}, $v AS model_version "
+                "FROM features WHERE split = 'train'",
+                {"v": row["version"]},
+            )
+            con.register("test_scores", test_scores)
+            con.execute(
+                "CREATE OR REPLACE TABLE score_reference AS SELECT probability, $v AS model_version FROM test_scores",
+                {"v": row["version"]},
+            )
+            con.unregister("test_scores")
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+
+
 def replace_table(con: duckdb.DuckDBPyConnection, table: str, select_sql: str, params: Any = None) -> int:
     """Replace `table` with the result of `select_sql` atomically; returns its row count."""
     con.execute("BEGIN TRANSACTION")

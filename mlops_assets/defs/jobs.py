@@ -7,12 +7,13 @@ from mlops_assets.defs.partitions import inference_batches
 training_job = dg.define_asset_job(
     "training_job",
     selection=dg.AssetSelection.groups("training"),
-    description="Load the training window, rebuild features, train and (maybe) promote a model.",
+    description="Load the training window, rebuild features, train a challenger and promote it only if it is better. "
+    "drift_retrain_sensor runs it with `admit_batch` set when a labeled batch drifted.",
 )
 
 batch_job = dg.define_asset_job(
     "batch_job",
-    selection=dg.AssetSelection.groups("scoring"),
+    selection=dg.AssetSelection.groups("scoring", "monitoring"),
     partitions_def=inference_batches,
-    description="Score one inference extract and value its customers (one partition per file).",
+    description="Score one inference extract, value its customers and judge its drift (one partition per file).",
 )

@@ -1,13 +1,16 @@
-"""Sensors: the inference folder starts scoring runs without a human."""
+"""Sensors: the inference folder starts scoring runs, and drift starts retraining, without a human."""
 
 import json
 
 import dagster as dg
 
 from mlops_assets import inference_folder
-from mlops_assets.defs.jobs import batch_job
+from mlops_assets.defs.jobs import batch_job, training_job
 from mlops_assets.defs.partitions import inference_batches
 from mlops_assets.settings import PipelineSettings
+
+RETRAIN_BATCH_TAG = "mlops/retrain_for_batch"
+"""On a retraining run: the drifted batch it was started for (rescored if the challenger wins)."""
 
 
 def _folder_decisions(cursor: dict, files: list, already_scored: set[str]) -> tuple[list, dict]:
@@ -66,4 +69,64 @@ def inference_folder_sensor(context: dg.SensorEvaluationContext, settings: Pipel
         dynamic_partitions_requests=[inference_batches.build_add_request(new_keys)] if new_keys else [],
         cursor=json.dumps(next_cursor),
         skip_reason=None if ready else f"no new stable CSV in {settings.inference_dir}",
+    )
+
+
+def _new_materializations(instance: dg.DagsterInstance, asset: str, after: int | None) -> list:
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), after_storage_id=after), limit=100, ascending=True
+    ).records
+    return list(records)
+
+
+def _metadata(record) -> dict:
+    return {k: v.value for k, v in record.asset_materialization.metadata.items()}
+
+
+@dg.sensor(
+    jobs=[training_job, batch_job],
+    minimum_interval_seconds=5,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="On each drift_report: when retraining is due and the batch has labels, one retraining run per "
+    "batch; when that run's challenger is promoted, the batch is rescored by it.",
+)
+def drift_retrain_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+    cursor = json.loads(context.cursor) if context.cursor else {}
+    requests = []
+    drift_records = _new_materializations(context.instance, "drift_report", cursor.get("drift_report"))
+    for record in drift_records:
+        metadata, batch = _metadata(record), record.partition_key
+        if metadata.get("retraining_due") and metadata.get("retraining_possible"):
+            requests.append(
+                dg.RunRequest(
+                    job_name=training_job.name,
+                    run_key=f"retrain-{batch}",
+                    run_config={"ops": {"raw_training": {"config": {"admit_batch": batch}}}},
+                    tags={RETRAIN_BATCH_TAG: batch},
+                )
+            )
+        elif metadata.get("retraining_due"):
+            context.log.info(f"{batch}: {metadata.get('retraining')}")
+    model_records = _new_materializations(context.instance, "model", cursor.get("model"))
+    for record in model_records:
+        run = context.instance.get_run_by_id(record.run_id)
+        batch = run.tags.get(RETRAIN_BATCH_TAG) if run else None
+        metadata = _metadata(record)
+        if batch and metadata.get("promoted"):
+            requests.append(
+                dg.RunRequest(
+                    job_name=batch_job.name,
+                    run_key=f"rescore-{batch}-v{metadata['model_version']}",
+                    partition_key=batch,
+                    tags={"mlops/rescored_by_model_version": str(metadata["model_version"])},
+                )
+            )
+    next_cursor = {
+        "drift_report": drift_records[-1].storage_id if drift_records else cursor.get("drift_report"),
+        "model": model_records[-1].storage_id if model_records else cursor.get("model"),
+    }
+    return dg.SensorResult(
+        run_requests=requests,
+        cursor=json.dumps(next_cursor),
+        skip_reason=None if requests else "no drift report or promotion that calls for a run",
     )

@@ -9,7 +9,7 @@ from dagster_duckdb import DuckDBResource
 from mlops_assets import contract, inference_folder, model_registry
 from mlops_assets.defs.assets.training import extract_failure, model
 from mlops_assets.defs.partitions import inference_batches
-from mlops_assets.extracts import ExtractError, check_extract, typed_select
+from mlops_assets.extracts import ExtractError, load_extract
 from mlops_assets.scoring import business_value as value_of, execution_groups, group_summary, markdown_table
 from mlops_assets.settings import PipelineSettings
 from mlops_assets.warehouse import BUSINESS_VALUE_DDL, INFERENCE_LOG_DDL, PREDICTIONS_DDL, replace_batch
@@ -45,11 +45,11 @@ def predictions(
         raise dg.Failure(description=f"{path} does not exist (moved to rejected/ or deleted?); nothing was scored")
     with warehouse.get_connection() as con:
         try:
-            check = check_extract(con, path, with_target=False, max_invalid_share=settings.max_invalid_share)
+            check, table = load_extract(con, path, with_target=False, max_invalid_share=settings.max_invalid_share)
         except ExtractError as exc:
             inference_folder.reject(path, exc.problem)
             raise extract_failure(exc) from exc
-        frame = con.sql(typed_select([check], dedupe=check.duplicate_keys > 0)).to_arrow_table().to_pandas()
+        frame = table.to_pandas()
         version = model_registry.champion_version(settings.tracking_uri, settings.registered_model_name)
         if version is None:
             raise dg.Failure(description="there is no champion model yet: materialize `model` first")

@@ -4,12 +4,15 @@
 import datetime as dt
 
 import dagster as dg
+import pydantic
+import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from mlops_assets import contract, model_registry
 from mlops_assets.extracts import ExtractError, check_extract, list_extracts, typed_select
 from mlops_assets.settings import PipelineSettings
-from mlops_assets.warehouse import MODEL_TABLE_DDL, insert_row, replace_table
+from mlops_assets.training_window import admit_labeled_batch
+from mlops_assets.warehouse import record_model, replace_table
 
 GROUP = "training"
 
@@ -19,12 +22,30 @@ def extract_failure(exc: ExtractError) -> dg.Failure:
     return dg.Failure(description=str(exc), metadata={"file": str(exc.path), "problem": exc.problem})
 
 
+class TrainingWindowConfig(dg.Config):
+    admit_batch: str = pydantic.Field(
+        default="",
+        description="Inference batch (e.g. p6_extrac) whose labeled extract joins the training window first; "
+        "the oldest training extract is moved to data/raw/archive/. Set by drift_retrain_sensor.",
+    )
+
+
 @dg.asset(group_name=GROUP, pool="duckdb", kinds={"duckdb"})
 def raw_training(
-    context: dg.AssetExecutionContext, settings: PipelineSettings, warehouse: DuckDBResource
+    context: dg.AssetExecutionContext, config: TrainingWindowConfig, settings: PipelineSettings, warehouse: DuckDBResource
 ) -> dg.MaterializeResult:
     """The newest `training_window` labeled extracts, validated against the contract, one row per
     customer-month tagged with its `source_file`. The table is only replaced once every file passed."""
+    window_change = None
+    if config.admit_batch:
+        batch_file = settings.inference_dir / f"{config.admit_batch}.csv"
+        with warehouse.get_connection() as con:
+            try:
+                check_extract(con, batch_file, with_target=True, max_invalid_share=settings.max_invalid_share)
+            except (ExtractError, FileNotFoundError) as exc:
+                raise dg.Failure(description=f"batch {config.admit_batch} cannot join the training window: {exc}") from exc
+        window_change = admit_labeled_batch(batch_file, settings.training_dir, settings.archive_dir, settings.training_window)
+        context.log.info(f"training window now {window_change.window}; archived {window_change.archived}")
     files = list_extracts(settings.training_dir)[-settings.training_window :]
     if not files:
         raise dg.Failure(
@@ -53,6 +74,7 @@ def raw_training(
             "ignored_extra_columns": extra,
             "non_numeric_values_nulled": invalid,
             "duplicate_keys_dropped": sum(c.duplicate_keys for c in checks),
+            "window_change": str(window_change) if window_change else "none",
         }
     )
 
@@ -150,10 +172,8 @@ def _train_and_register(context: dg.AssetExecutionContext, settings: PipelineSet
     if decision.promote:
         model_registry.promote(settings.tracking_uri, settings.registered_model_name, logged.version)
     with warehouse.get_connection() as con:
-        con.execute(MODEL_TABLE_DDL)
-        insert_row(
+        record_model(
             con,
-            "model",
             {
                 "version": logged.version,
                 "run_id": logged.run_id,
@@ -170,6 +190,8 @@ def _train_and_register(context: dg.AssetExecutionContext, settings: PipelineSet
                 "promoted_at": now if decision.promote else None,
                 "promotion_reason": decision.reason,
             },
+            reference_columns=list(contract.MODEL_FEATURES),
+            test_scores=pd.DataFrame({"probability": probability}),
         )
     context.log.info(f"model version {logged.version}: {decision.reason}")
     return dg.MaterializeResult(
