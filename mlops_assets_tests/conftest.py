@@ -81,7 +81,25 @@ def table_snapshot(database: str, table: str) -> tuple:
         return con.execute(f"SELECT count(*), sum(hash(COLUMNS(*))) FROM {table}").fetchall()[0]
 
 
-def score_batch(settings: PipelineSettings, instance: dg.DagsterInstance, batch: str) -> dg.ExecuteInProcessResult:
-    """What the sensor's run does: add the batch's partition and run `batch_job` for it."""
+SCORING_ONLY = [dg.AssetKey("predictions"), dg.AssetKey("business_value")]
+
+
+def score_batch(
+    settings: PipelineSettings, instance: dg.DagsterInstance, batch: str, assets: list | None = SCORING_ONLY
+) -> dg.ExecuteInProcessResult:
+    """What the folder sensor's run does: add the batch's partition and run `batch_job` for it
+    (only the scoring assets unless `assets=None`: evidently's HTML report costs ~20 s a run)."""
     instance.add_dynamic_partitions("inference_batches", [batch])
-    return run_job(settings, "batch_job", partition_key=batch, instance=instance)
+    return run_job(settings, "batch_job", partition_key=batch, instance=instance, asset_selection=assets)
+
+
+def execute_request(settings: PipelineSettings, instance: dg.DagsterInstance, request: dg.RunRequest) -> dg.ExecuteInProcessResult:
+    """Run what a sensor requested, in process, with the request's job, config, tags and partition."""
+    return run_job(
+        settings,
+        request.job_name,
+        instance=instance,
+        run_config=request.run_config,
+        tags=request.tags,
+        partition_key=request.partition_key,
+    )
