@@ -1,4 +1,4 @@
-"""MLflow as the model store: logging a trained pipeline, the `champion` alias, loading it back.
+"""MLflow as the model store: logging a trained pipeline, the `champion` alias, the pipeline as bytes.
 
 mlflow is imported inside the functions: importing it costs seconds, and most processes that
 load the code location (webserver, daemon, scoring runs before a model is needed) never use it.
@@ -81,27 +81,21 @@ def log_and_register(
     return LoggedModel(version, info.run_id, f"models:/{registered_model_name}/{version}")
 
 
-def champion_version(tracking_uri: str, name: str) -> int | None:
-    """The registry's current champion version, or None before the first promotion."""
-    import mlflow
-    from mlflow.exceptions import MlflowException
-
-    client = mlflow.MlflowClient(tracking_uri=tracking_uri)
-    try:
-        return int(client.get_model_version_by_alias(name, CHAMPION_ALIAS).version)
-    except MlflowException:
-        return None
-
-
 def promote(tracking_uri: str, name: str, version: int) -> None:
     import mlflow
 
     mlflow.MlflowClient(tracking_uri=tracking_uri).set_registered_model_alias(name, CHAMPION_ALIAS, str(version))
 
 
-def load_version(tracking_uri: str, name: str, version: int) -> Any:
-    """The scikit-learn pipeline of one registered version."""
-    import mlflow
+def serialize(pipeline: Any) -> bytes:
+    """The pipeline as skops bytes, the same format MLflow stores; kept beside the version in the
+    warehouse so scoring loads the champion without importing MLflow (~11 s per run measured)."""
+    import skops.io
 
-    mlflow.set_tracking_uri(tracking_uri)
-    return mlflow.sklearn.load_model(f"models:/{name}/{version}")
+    return skops.io.dumps(pipeline)
+
+
+def deserialize(data: bytes) -> Any:
+    import skops.io
+
+    return skops.io.loads(data, trusted=SKOPS_TRUSTED_TYPES)

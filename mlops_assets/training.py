@@ -46,7 +46,7 @@ def build_pipeline(random_state: int = 42) -> Pipeline:
     )
     n_numeric = len(contract.NUMERIC_FEATURES)
     classifier = HistGradientBoostingClassifier(
-        learning_rate=0.08,
+        learning_rate=0.1,
         max_iter=300,
         max_leaf_nodes=31,
         min_samples_leaf=100,
@@ -61,8 +61,12 @@ def build_pipeline(random_state: int = 42) -> Pipeline:
 
 
 def model_inputs(frame: pd.DataFrame) -> pd.DataFrame:
-    """The model's input columns in contract order, with the categorical as text (None for missing)."""
-    inputs = frame.loc[:, list(contract.MODEL_FEATURES)]
+    """The model's input columns in contract order, with the categorical as text (None for missing).
+
+    No copy when `frame` already holds just those columns in that order (as the SQL selects them).
+    """
+    names = list(contract.MODEL_FEATURES)
+    inputs = frame if list(frame.columns) == names else frame.loc[:, names]
     for column in contract.CATEGORICAL_FEATURES:
         inputs[column] = inputs[column].astype(object).where(inputs[column].notna(), None)
     return inputs

@@ -6,6 +6,7 @@ or one row is appended. Readers see the old state until the commit.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import duckdb
@@ -30,7 +31,8 @@ CREATE TABLE IF NOT EXISTS model (
     trained_at TIMESTAMP,
     promoted BOOLEAN,
     promoted_at TIMESTAMP,
-    promotion_reason VARCHAR
+    promotion_reason VARCHAR,
+    pipeline_skops BLOB
 )
 """
 
@@ -123,6 +125,25 @@ CREATE TABLE IF NOT EXISTS drift_history (
     judged_at TIMESTAMP
 )
 """
+
+
+@dataclasses.dataclass(frozen=True)
+class Champion:
+    version: int
+    roc_auc: float
+    decision_threshold: float
+    pipeline_skops: bytes
+
+
+def champion(con: duckdb.DuckDBPyConnection) -> Champion | None:
+    """The most recently promoted model version (MLflow's `champion` alias is set in the same step)."""
+    if not table_exists(con, "model"):
+        return None
+    rows = con.execute(
+        "SELECT version, roc_auc, decision_threshold, pipeline_skops FROM model "
+        "WHERE promoted ORDER BY promoted_at DESC, version DESC LIMIT 1"
+    ).fetchall()
+    return Champion(*rows[0]) if rows else None
 
 
 def record_model(

@@ -12,7 +12,7 @@ from mlops_assets.defs.partitions import inference_batches
 from mlops_assets.extracts import ExtractError, load_extract
 from mlops_assets.scoring import business_value as value_of, execution_groups, group_summary, markdown_table
 from mlops_assets.settings import PipelineSettings
-from mlops_assets.warehouse import BUSINESS_VALUE_DDL, INFERENCE_LOG_DDL, PREDICTIONS_DDL, replace_batch
+from mlops_assets.warehouse import BUSINESS_VALUE_DDL, INFERENCE_LOG_DDL, PREDICTIONS_DDL, champion, replace_batch
 
 GROUP = "scoring"
 PREDICTION_COLUMNS = ("partition", "key_value", "codunicocli", "p_fecinformacion", *contract.BUSINESS_COLUMNS, contract.TARGET)
@@ -50,12 +50,11 @@ def predictions(
             inference_folder.reject(path, exc.problem)
             raise extract_failure(exc) from exc
         frame = table.to_pandas()
-        version = model_registry.champion_version(settings.tracking_uri, settings.registered_model_name)
-        if version is None:
-            raise dg.Failure(description="there is no champion model yet: materialize `model` first")
-        threshold = con.execute("SELECT decision_threshold FROM model WHERE version = ?", [version]).fetchall()[0][0]
-
-    pipeline = model_registry.load_version(settings.tracking_uri, settings.registered_model_name, version)
+        current = champion(con)
+    if current is None:
+        raise dg.Failure(description="there is no champion model yet: materialize `model` first")
+    version, threshold = current.version, current.decision_threshold
+    pipeline = model_registry.deserialize(current.pipeline_skops)
     probability = pipeline.predict_proba(training.model_inputs(frame))[:, 1]
     unseen = {k: n for k, n in check.categories.items() if k not in training.known_categories(pipeline)}
     scored = frame.loc[:, list(PREDICTION_COLUMNS)].assign(

@@ -12,7 +12,7 @@ from mlops_assets import contract, model_registry
 from mlops_assets.extracts import ExtractError, check_extract, list_extracts, typed_select
 from mlops_assets.settings import PipelineSettings
 from mlops_assets.training_window import admit_labeled_batch
-from mlops_assets.warehouse import record_model, replace_table
+from mlops_assets.warehouse import champion, record_model, replace_table
 
 GROUP = "training"
 
@@ -131,23 +131,33 @@ def _train_and_register(context: dg.AssetExecutionContext, settings: PipelineSet
     from mlops_assets import training  # scikit-learn costs seconds to import; only this step needs it
 
     warehouse: DuckDBResource = context.resources.warehouse
+    columns = ", ".join(contract.MODEL_FEATURES + (contract.TARGET,))
     with warehouse.get_connection() as con:
-        frame = con.sql("SELECT * FROM features").to_arrow_table().to_pandas()
-        training_files = sorted(frame["source_file"].unique(), key=contract.extract_sort_key)
-    train, test = frame[frame["split"] == "train"], frame[frame["split"] == "test"]
+        files = dict(con.execute("SELECT source_file, any_value(split) FROM features GROUP BY ALL").fetchall())
+        train_available = con.execute("SELECT count(*) FROM features WHERE split = 'train'").fetchall()[0][0]
+        # a uniform sample keeps probabilities calibrated (business value multiplies them)
+        train = con.sql(
+            f"SELECT {columns} FROM features WHERE split = 'train' "
+            f"USING SAMPLE reservoir({settings.max_training_rows} ROWS) REPEATABLE ({settings.random_seed})"
+        ).to_arrow_table().to_pandas()
+        test = con.sql(f"SELECT {columns} FROM features WHERE split = 'test'").to_arrow_table().to_pandas()
+    training_files = sorted(files, key=contract.extract_sort_key)
+    test_file = next(f for f, split in files.items() if split == "test")
+    train_target, test_target = train.pop(contract.TARGET).to_numpy(), test.pop(contract.TARGET).to_numpy()
     pipeline = training.build_pipeline(settings.random_seed)
-    pipeline.fit(training.model_inputs(train), train[contract.TARGET].to_numpy())
+    pipeline.fit(training.model_inputs(train), train_target)
     test_inputs = training.model_inputs(test)
     probability = pipeline.predict_proba(test_inputs)[:, 1]
-    metrics = training.evaluate(test[contract.TARGET].to_numpy(), probability)
+    metrics = training.evaluate(test_target, probability)
     threshold = training.decision_threshold(probability)
 
-    champion = model_registry.champion_version(settings.tracking_uri, settings.registered_model_name)
+    with warehouse.get_connection() as con:
+        current = champion(con)
     champion_auc = None
-    if champion is not None:
-        champion_pipeline = model_registry.load_version(settings.tracking_uri, settings.registered_model_name, champion)
+    if current is not None:
+        champion_pipeline = model_registry.deserialize(current.pipeline_skops)
         champion_auc = training.evaluate(
-            test[contract.TARGET].to_numpy(), champion_pipeline.predict_proba(test_inputs)[:, 1]
+            test_target, champion_pipeline.predict_proba(test_inputs)[:, 1]
         )["roc_auc"]
     decision = training.promotion_decision(
         metrics["roc_auc"], champion_auc, auc_floor=settings.auc_floor, tolerance=settings.promotion_tolerance
@@ -161,6 +171,7 @@ def _train_and_register(context: dg.AssetExecutionContext, settings: PipelineSet
             "n_iter": pipeline.named_steps["classifier"].n_iter_,
             "training_files": ",".join(training_files),
             "train_rows": len(train),
+            "train_rows_available": train_available,
             "test_rows": len(test),
         },
         metrics={**metrics, "decision_threshold": threshold},
@@ -182,13 +193,14 @@ def _train_and_register(context: dg.AssetExecutionContext, settings: PipelineSet
                 "decision_threshold": threshold,
                 "champion_auc_same_data": champion_auc,
                 "training_files": training_files,
-                "test_file": str(test["source_file"].iloc[0]),
+                "test_file": test_file,
                 "train_rows": len(train),
                 "test_rows": len(test),
                 "trained_at": now,
                 "promoted": decision.promote,
                 "promoted_at": now if decision.promote else None,
                 "promotion_reason": decision.reason,
+                "pipeline_skops": model_registry.serialize(pipeline),
             },
             reference_columns=list(contract.MODEL_FEATURES),
             test_scores=pd.DataFrame({"probability": probability}),
@@ -206,5 +218,6 @@ def _train_and_register(context: dg.AssetExecutionContext, settings: PipelineSet
             "champion_auc_same_data": dg.MetadataValue.float(champion_auc) if champion_auc is not None else None,
             "decision_threshold": threshold,
             "training_files": training_files,
+            "train_rows": f"{len(train):,} sampled of {train_available:,}" if len(train) < train_available else len(train),
         }
     )

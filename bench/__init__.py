@@ -1,0 +1,1 @@
+"""Full-scale benchmark of the pipeline: `python -m bench` (see bench/run.py)."""

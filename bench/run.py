@@ -1,0 +1,291 @@
+"""Benchmark: wall time and peak RSS of the whole process tree, median of several runs.
+
+    python -m bench            # full scale: 4 x 450,000 training rows, 450,000-row batches
+    python -m bench --small    # a minute or two; the test suite runs it so this script cannot rot
+
+Figures: the DuckDB floor (reading the same CSVs), the cold full graph through the `dagster`
+CLI (with per-asset durations from the Dagster event log), the new-batch path under `dagster dev`
+(file drop -> predictions, business_value and drift_report materialized), the drifted labeled
+batch (file drop -> batch rescored by a promoted model), and the same at smaller scales.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+FULL_ROWS = 450_000
+BIN = Path(sys.executable).parent
+
+
+def process_tree_rss(session_id: int) -> int:
+    """Resident bytes of every process in the session (the benchmarked command and its children)."""
+    total = 0
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            if os.getsid(int(entry.name)) != session_id:
+                continue
+            with open(f"/proc/{entry.name}/statm") as handle:
+                total += int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        except (OSError, ValueError, IndexError):
+            continue
+    return total
+
+
+class TreeMonitor:
+    """Samples the RSS of a process session every 100 ms and keeps the peak."""
+
+    def __init__(self, session_id: int):
+        self.session_id, self.peak, self._stop = session_id, 0, threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self._stop.is_set():
+            self.peak = max(self.peak, process_tree_rss(self.session_id))
+            self._stop.wait(0.1)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
+def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, int]:
+    """Run `cmd` in its own session; return (wall seconds, peak RSS bytes of its process tree)."""
+    started = time.perf_counter()
+    process = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    with TreeMonitor(process.pid) as monitor:
+        _, stderr = process.communicate()
+    if process.returncode:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{stderr.decode()[-3000:]}")
+    return time.perf_counter() - started, monitor.peak
+
+
+def environment(data: Path, home: Path) -> dict[str, str]:
+    home.mkdir(parents=True, exist_ok=True)
+    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLOPS_")}
+    env.update(MLOPS_DATA_DIR=str(data), DAGSTER_HOME=str(home), MLFLOW_DISABLE_TELEMETRY="true", DO_NOT_TRACK="1")
+    return env
+
+
+def sample_data(cache: Path, rows: int) -> Path:
+    """p1..p4 training, p5 (no drift), p6 (mild, unlabeled), p7 (numeric shift, labeled): made once, then cached."""
+    from mlops_assets.sample_data import generate_month, write_extract
+
+    raw = cache / f"rows_{rows}"
+    if not (raw / "done").exists():
+        shutil.rmtree(raw, ignore_errors=True)
+        for month in range(1, 5):
+            write_extract(generate_month(month, rows), raw / "training")
+        write_extract(generate_month(5, rows), raw / "inference")
+        write_extract(generate_month(6, rows, drift="mild", with_target=False), raw / "later")
+        write_extract(generate_month(7, rows, drift="numeric_shift", with_target=True), raw / "later")
+        (raw / "done").touch()
+    return raw
+
+
+def fresh_folder(raw: Path, work: Path) -> Path:
+    data = work / "data"
+    shutil.rmtree(work, ignore_errors=True)
+    (data / "raw").mkdir(parents=True)
+    for sub in ("training", "inference"):
+        shutil.copytree(raw / sub, data / "raw" / sub)
+    return data
+
+
+def floor(raw: Path, work: Path, env: dict[str, str]) -> dict[str, tuple[float, int]]:
+    """DuckDB alone reading the same CSVs (all columns) into a table: what the pipeline cannot beat."""
+    results = {}
+    for name, files in (("floor: 4 training CSVs", sorted((raw / "training").glob("*.csv"))), ("floor: 1 inference CSV", [raw / "inference" / "p5_extrac.csv"])):
+        database = work / "floor.duckdb"
+        database.unlink(missing_ok=True)
+        code = (
+            "import duckdb; con = duckdb.connect(%r); "
+            "con.execute('CREATE TABLE t AS SELECT * FROM read_csv(%r, union_by_name=true)')" % (str(database), [str(f) for f in files])
+        )
+        results[name] = timed([sys.executable, "-c", code], env)
+    return results
+
+
+def step_durations(home: Path) -> dict[str, float]:
+    """Seconds per asset step of every run in the instance, from Dagster's event log."""
+    import dagster as dg
+    from dagster._core.events import DagsterEventType
+
+    durations: dict[str, float] = {}
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        for run in instance.get_runs():
+            for record in instance.all_logs(run.run_id, of_type=DagsterEventType.STEP_SUCCESS):
+                event = record.dagster_event
+                durations[event.step_key] = durations.get(event.step_key, 0) + event.event_specific_data.duration_ms / 1000
+    return durations
+
+
+def cold_graph(raw: Path, work: Path) -> tuple[float, int, dict[str, float]]:
+    """Everything from an empty warehouse: training assets, then the newest batch's partition."""
+    data = fresh_folder(raw, work)
+    env = environment(data, work / "dagster_home")
+    dagster = str(BIN / "dagster")
+    seconds, peak = timed([dagster, "asset", "materialize", "-m", "mlops_assets.definitions", "--select", "raw_training,features,model"], env)
+    add = "import dagster as dg; i = dg.DagsterInstance.get(); i.add_dynamic_partitions('inference_batches', ['p5_extrac'])"
+    subprocess.run([sys.executable, "-c", add], env=env, check=True, cwd=REPO)
+    more, peak2 = timed(
+        [dagster, "asset", "materialize", "-m", "mlops_assets.definitions", "--select", "predictions,business_value,drift_report", "--partition", "p5_extrac"],
+        env,
+    )
+    return seconds + more, max(peak, peak2), step_durations(work / "dagster_home")
+
+
+def wait_until(predicate, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.5)
+    raise TimeoutError(f"not done within {timeout:.0f} s")
+
+
+def drop(source: Path, folder: Path) -> float:
+    """Copy to a hidden name, then rename: an atomic drop. Returns the moment of the rename."""
+    staging = folder / f".{source.name}.tmp"
+    shutil.copy(source, staging)
+    moment = time.monotonic()
+    os.replace(staging, folder / source.name)
+    return moment
+
+
+def new_batch_paths(raw: Path, work: Path, timeout: float) -> dict[str, tuple[float, int]]:
+    """Under `dagster dev`: a new batch until its three assets exist; a drifted labeled batch until rescored."""
+    import dagster as dg
+
+    data = work / "data"
+    env = environment(data, work / "dagster_home")
+    port = 3900 + os.getpid() % 100
+    process = subprocess.Popen(
+        [str(BIN / "dagster"), "dev", "-m", "mlops_assets.definitions", "-h", "127.0.0.1", "-p", str(port)],
+        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+    results = {}
+    try:
+        with TreeMonitor(process.pid) as monitor:
+            time.sleep(15)  # webserver, daemon and code server up; sensors ticking
+
+            def materialized(batch: str, assets: tuple[str, ...]) -> bool:
+                with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
+                    return all(batch in instance.get_materialized_partitions(dg.AssetKey(a)) for a in assets)
+
+            dropped = drop(raw / "later" / "p6_extrac.csv", data / "raw" / "inference")
+            wait_until(lambda: materialized("p6_extrac", ("predictions", "business_value", "drift_report")), timeout)
+            results["new batch: drop -> 3 assets (dagster dev)"] = (time.monotonic() - dropped, monitor.peak)
+
+            def rescored() -> bool:
+                with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
+                    runs = instance.get_runs(dg.RunsFilter(tags={"mlops/rescored_by_model_version": "2"}, statuses=[dg.DagsterRunStatus.SUCCESS]))
+                    return bool(runs)
+
+            dropped = drop(raw / "later" / "p7_extrac.csv", data / "raw" / "inference")
+            wait_until(rescored, timeout * 4)
+            results["drifted labeled batch: drop -> rescored by promoted model (dagster dev)"] = (time.monotonic() - dropped, monitor.peak)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGINT)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+    return results
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--small", action="store_true", help="3,000 rows, one run, one scale: a smoke run")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--scales", default="0.1,0.5,1.0", help="fractions of full scale")
+    parser.add_argument("--cache", type=Path, default=REPO / "bench" / "cache")
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
+    args = parser.parse_args(argv)
+    runs, scales, full_rows = (1, [1.0], 3_000) if args.small else (args.runs, [float(s) for s in args.scales.split(",")], FULL_ROWS)
+
+    samples: dict[str, list[tuple[float, int]]] = {}
+    steps: dict[str, list[float]] = {}
+    with tempfile.TemporaryDirectory(prefix="mlops-bench-") as tmp:
+        for scale in sorted(scales):
+            rows = int(full_rows * scale)
+            label = "" if scale == max(scales) else f" @{scale:.0%}"
+            raw = sample_data(args.cache, rows)
+            for run in range(runs):
+                work = Path(tmp) / f"scale_{scale}_{run}"
+                if scale == max(scales):
+                    for name, sample in floor(raw, Path(tmp), os.environ.copy()).items():
+                        samples.setdefault(name, []).append(sample)
+                seconds, peak, durations = cold_graph(raw, work)
+                samples.setdefault(f"cold full graph{label}", []).append((seconds, peak))
+                if scale == max(scales):
+                    for step, value in durations.items():
+                        steps.setdefault(step, []).append(value)
+                for name, sample in new_batch_paths(raw, work, timeout=600).items():
+                    samples.setdefault(name + label, []).append(sample)
+    report = summarize(samples, steps, full_rows)
+    args.out.mkdir(parents=True, exist_ok=True)
+    out = args.out / f"bench-{'small' if args.small else 'full'}-{dt.datetime.now():%Y%m%dT%H%M%S}.json"
+    out.write_text(json.dumps(report, indent=2))
+    print(render(report))
+    print(f"\nwritten to {out}")
+    return report
+
+
+def summarize(samples: dict, steps: dict, rows: int) -> dict:
+    floor_seconds = statistics.median(s for s, _ in samples.get("floor: 4 training CSVs", [(float("nan"), 0)]))
+    figures = []
+    for name, values in samples.items():
+        seconds = [s for s, _ in values]
+        figures.append(
+            {
+                "figure": name,
+                "median_s": statistics.median(seconds),
+                "min_s": min(seconds),
+                "max_s": max(seconds),
+                "peak_rss_gib": max(p for _, p in values) / 2**30,
+                "ratio_to_floor": statistics.median(seconds) / floor_seconds,
+                "runs": len(values),
+            }
+        )
+    step_table = {step: statistics.median(v) for step, v in sorted(steps.items())}
+    scoring = step_table.get("predictions", 0) + step_table.get("business_value", 0)
+    return {
+        "rows_per_extract": rows,
+        "figures": figures,
+        "asset_step_seconds": step_table,
+        "scoring_rows_per_second": rows / scoring if scoring else None,
+        "machine": {"cpus": os.cpu_count()},
+    }
+
+
+def render(report: dict) -> str:
+    lines = [f"rows per extract: {report['rows_per_extract']:,}", "", "| figure | median s | min s | max s | peak RSS GiB | x floor |", "|---|---:|---:|---:|---:|---:|"]
+    for f in report["figures"]:
+        lines.append(f"| {f['figure']} | {f['median_s']:.1f} | {f['min_s']:.1f} | {f['max_s']:.1f} | {f['peak_rss_gib']:.2f} | {f['ratio_to_floor']:.1f} |")
+    lines += ["", "| asset step (cold graph) | median s |", "|---|---:|"]
+    lines += [f"| {step} | {seconds:.1f} |" for step, seconds in report["asset_step_seconds"].items()]
+    if report["scoring_rows_per_second"]:
+        lines.append(f"\npredictions + business_value: {report['scoring_rows_per_second']:,.0f} rows/s")
+    return "\n".join(lines)
