@@ -57,6 +57,9 @@ def summary(settings: PipelineSettings, batch: str | None, seconds: float) -> st
             "FROM business_value WHERE batch = ?",
             [batch],
         ).fetchall()[0]
+        drifted = batch and con.execute(
+            "SELECT drift_score, drifted_columns, features_judged, retraining FROM drift_history WHERE batch = ?", [batch]
+        ).fetchall()[0]
     lines = [
         "",
         f"graph materialized in {seconds:.0f} s",
@@ -68,6 +71,10 @@ def summary(settings: PipelineSettings, batch: str | None, seconds: float) -> st
         lines.append(
             f"batch {batch}  {scored[0]:,} customers scored, total business value {scored[1]:,.1f}, "
             f"{scored[2]:,} in execution group 1"
+        )
+        lines.append(
+            f"drift          drift_score {drifted[0]:.3f} ({drifted[1]} of {drifted[2]} features drifted), "
+            f"retraining: {drifted[3]}; report in {settings.data_path / 'monitoring_reports' / batch}"
         )
     lines += [
         f"warehouse      {settings.warehouse_file}   (duckdb -readonly {settings.warehouse_file})",

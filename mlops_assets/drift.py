@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import pandas as pd
 from scipy.spatial import distance
 
 COLUMN_THRESHOLD = 0.1
@@ -35,8 +36,7 @@ class ColumnDrift:
 
 def _not_missing(values: np.ndarray, categorical: bool) -> np.ndarray:
     if categorical:
-        values = np.asarray(values, dtype=object)
-        return values[np.array([v is not None and v == v for v in values], dtype=bool)] if len(values) else values
+        return pd.Series(values, dtype=object).dropna().to_numpy()
     values = np.asarray(values, dtype=np.float64)
     return values[np.isfinite(values)]
 
@@ -59,10 +59,11 @@ def wasserstein_normed(reference_sorted: np.ndarray, current_sorted: np.ndarray)
 
 def jensenshannon_on_values(reference: np.ndarray, current: np.ndarray) -> float:
     """Jensen-Shannon distance (natural log) between the value frequencies of the two samples."""
-    keys, codes = np.unique(np.concatenate([reference, current]), return_inverse=True)
-    reference_counts = np.bincount(codes[: len(reference)], minlength=len(keys))
-    current_counts = np.bincount(codes[len(reference) :], minlength=len(keys))
-    return float(distance.jensenshannon(reference_counts / len(reference), current_counts / len(current)))
+    reference_counts, current_counts = pd.Series(reference).value_counts(), pd.Series(current).value_counts()
+    keys = reference_counts.index.union(current_counts.index)
+    p = reference_counts.reindex(keys, fill_value=0).to_numpy() / len(reference)
+    q = current_counts.reindex(keys, fill_value=0).to_numpy() / len(current)
+    return float(distance.jensenshannon(p, q))
 
 
 def column_drift(
@@ -99,7 +100,6 @@ def _distinct_at_most(reference_sorted: np.ndarray, current_sorted: np.ndarray, 
 
 
 def _evidently_column_drift(column, reference, current, categorical, threshold) -> ColumnDrift:
-    import pandas as pd
     from evidently.legacy.calculations.stattests.registry import get_stattest
     from evidently.legacy.core import ColumnType
 

@@ -31,7 +31,7 @@ def ensure_experiment(tracking_uri: str, name: str, artifact_location: str) -> s
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
         return experiment.experiment_id
-    return client.create_experiment(name, artifact_location=artifact_location)
+    return client.create_experiment(name, artifact_location=artifact_location or None)
 
 
 def pip_requirements() -> list[str]:

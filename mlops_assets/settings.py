@@ -91,5 +91,8 @@ class PipelineSettings(dg.ConfigurableResource):
 
     @property
     def artifact_location(self) -> str:
-        """Absolute, so runs started from any working directory store artifacts in one place."""
+        """For the local store: absolute, so runs started from any working directory store artifacts
+        in one place. Empty for a tracking server, which decides where its artifacts go."""
+        if self.tracking_uri.startswith(("http://", "https://")):
+            return ""
         return (self.data_path / "mlflow" / "artifacts").as_uri()

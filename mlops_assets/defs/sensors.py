@@ -11,6 +11,8 @@ from mlops_assets.settings import PipelineSettings
 
 RETRAIN_BATCH_TAG = "mlops/retrain_for_batch"
 """On a retraining run: the drifted batch it was started for (rescored if the challenger wins)."""
+RESCORED_BY_TAG = "mlops/rescored_by_model_version"
+"""On a rescoring run: the promoted model version that rescored the batch."""
 
 
 def _folder_decisions(cursor: dict, files: list, already_scored: set[str]) -> tuple[list, dict]:
@@ -118,7 +120,7 @@ def drift_retrain_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult
                     job_name=batch_job.name,
                     run_key=f"rescore-{batch}-v{metadata['model_version']}",
                     partition_key=batch,
-                    tags={"mlops/rescored_by_model_version": str(metadata["model_version"])},
+                    tags={RESCORED_BY_TAG: str(metadata["model_version"])},
                 )
             )
     next_cursor = {

@@ -1,16 +1,19 @@
 """Group `monitoring`: drift of each batch against the champion's training data."""
 
 import datetime as dt
+from pathlib import Path
 
 import dagster as dg
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 from dagster_duckdb import DuckDBResource
 
 from mlops_assets import contract, drift, monitoring
 from mlops_assets.defs.assets.scoring import predictions
 from mlops_assets.defs.partitions import inference_batches
-from mlops_assets.extracts import load_extract
+from mlops_assets.extracts import read_validated_extract
 from mlops_assets.scoring import markdown_table
 from mlops_assets.settings import PipelineSettings
 from mlops_assets.warehouse import DRIFT_HISTORY_DDL, DRIFT_REPORT_DDL, replace_batch
@@ -32,7 +35,8 @@ def drift_report(context: dg.AssetExecutionContext, settings: PipelineSettings, 
         champion_auc = con.execute("SELECT roc_auc FROM model WHERE version = ?", [champion]).fetchall()[0][0]
         reference_scores = con.execute("SELECT probability FROM score_reference").fetchnumpy()["probability"]
         scored = con.execute("SELECT target, probability FROM predictions WHERE batch = ?", [batch]).df()
-        check, current = load_extract(con, path, with_target=False, max_invalid_share=settings.max_invalid_share)
+        current = read_validated_extract(con, path)  # `predictions` validated it in this run
+    has_labels = bool(scored["target"].notna().all())
 
     results = [
         drift.column_drift(
@@ -47,7 +51,7 @@ def drift_report(context: dg.AssetExecutionContext, settings: PipelineSettings, 
     score_drift = drift.wasserstein_normed(np.sort(reference_scores), np.sort(scored["probability"].to_numpy()))
     realized = monitoring.realized_auc(scored["target"].to_numpy(dtype=np.float64), scored["probability"].to_numpy())
     verdict = monitoring.retraining_verdict(
-        score, settings.drift_threshold, realized, champion_auc, settings.auc_drop_tolerance, check.has_target
+        score, settings.drift_threshold, realized, champion_auc, settings.auc_drop_tolerance, has_labels
     )
     detected = score > settings.drift_threshold
     columns = pd.DataFrame([r.__dict__ for r in results]).assign(batch=batch, champion_version=champion)
@@ -64,7 +68,7 @@ def drift_report(context: dg.AssetExecutionContext, settings: PipelineSettings, 
                 "realized_auc": realized,
                 "concept_drift": realized is not None and realized < champion_auc - settings.auc_drop_tolerance,
                 "score_drift": score_drift,
-                "has_labels": check.has_target,
+                "has_labels": has_labels,
                 "retraining": verdict.reason,
                 "reference_rows": reference.num_rows,
                 "current_rows": current.num_rows,
@@ -77,6 +81,7 @@ def drift_report(context: dg.AssetExecutionContext, settings: PipelineSettings, 
         replace_batch(con, "drift_history", DRIFT_HISTORY_DDL, batch, history)
     settings.drift_flag_file.parent.mkdir(parents=True, exist_ok=True)
     settings.drift_flag_file.write_text("1\n" if detected else "0\n")
+    _write_report_samples(settings, batch, reference, current)
 
     top = columns.sort_values("score", ascending=False).head(TOP_COLUMNS)[["column", "method", "score", "drifted"]]
     return dg.MaterializeResult(
@@ -94,44 +99,51 @@ def drift_report(context: dg.AssetExecutionContext, settings: PipelineSettings, 
             "retraining": verdict.reason,
             "reference_rows": reference.num_rows,
             "current_rows": current.num_rows,
-            "html_report": str(settings.reports_dir / batch / "drift_report.html"),
+            "html_report": str(_report_folder(settings, batch) / "drift_report.html"),
         }
     )
+
+
+def _report_folder(settings: PipelineSettings, batch: str) -> Path:
+    return settings.reports_dir / batch
+
+
+def _write_report_samples(settings: PipelineSettings, batch: str, reference: pa.Table, current: pa.Table) -> None:
+    """Random samples for evidently's HTML report, so that step needs no warehouse connection and
+    stays out of the `duckdb` pool while evidently works for ~20 s."""
+    folder = _report_folder(settings, batch)
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(settings.random_seed)
+    for name, table in (("reference", reference), ("current", current.select(list(contract.MODEL_FEATURES)))):
+        rows = np.sort(rng.choice(table.num_rows, min(settings.report_sample_rows, table.num_rows), replace=False))
+        pq.write_table(table.take(rows), folder / f"sample_{name}.parquet")
 
 
 def _values(table, column: str) -> np.ndarray:
     array = table.column(column)
     if column in contract.CATEGORICAL_FEATURES:
-        return np.asarray(array.to_pylist(), dtype=object)
+        return array.to_pandas().to_numpy(dtype=object)
     return array.to_numpy(zero_copy_only=False)
 
 
-@dg.asset(group_name=GROUP, partitions_def=inference_batches, pool="duckdb", kinds={"evidently"}, deps=[drift_report])
-def drift_report_html(context: dg.AssetExecutionContext, settings: PipelineSettings, warehouse: DuckDBResource) -> dg.MaterializeResult:
+@dg.asset(group_name=GROUP, partitions_def=inference_batches, kinds={"evidently"}, deps=[drift_report])
+def drift_report_html(context: dg.AssetExecutionContext, settings: PipelineSettings) -> dg.MaterializeResult:
     """evidently's own DataDriftPreset report (HTML + JSON) under `data/monitoring_reports/<batch>/`,
-    for people to read. It runs on a random sample (`report_sample_rows` per side) because the full
-    report takes ~15 minutes at production size; the retraining decision is `drift_report`'s, on all rows."""
+    for people to read. It runs on the random samples `drift_report` wrote (`report_sample_rows` per
+    side) because the full report takes ~15 minutes at production size; the retraining decision is
+    `drift_report`'s, on all rows."""
     from evidently import DataDefinition, Dataset, Report
     from evidently.presets import DataDriftPreset
 
-    batch = context.partition_key
-    rows = settings.report_sample_rows
-    with warehouse.get_connection() as con:
-        reference = con.sql(
-            f"SELECT {', '.join(contract.MODEL_FEATURES)} FROM drift_reference "
-            f"USING SAMPLE reservoir({rows} ROWS) REPEATABLE ({settings.random_seed})"
-        ).df()
-        _, current_table = load_extract(con, settings.inference_dir / f"{batch}.csv", with_target=False)
-    current = current_table.select(list(contract.MODEL_FEATURES)).to_pandas()
-    current = current.sample(n=min(rows, len(current)), random_state=settings.random_seed)
+    folder = _report_folder(settings, context.partition_key)
+    reference = pd.read_parquet(folder / "sample_reference.parquet")
+    current = pd.read_parquet(folder / "sample_current.parquet")
     definition = DataDefinition(
         numerical_columns=list(contract.NUMERIC_FEATURES), categorical_columns=list(contract.CATEGORICAL_FEATURES)
     )
     snapshot = Report([DataDriftPreset()]).run(
         Dataset.from_pandas(current, data_definition=definition), Dataset.from_pandas(reference, data_definition=definition)
     )
-    folder = settings.reports_dir / batch
-    folder.mkdir(parents=True, exist_ok=True)
     note = (
         f"SAMPLED REPORT: {len(reference):,} reference rows and {len(current):,} batch rows drawn at random "
         f"(seed {settings.random_seed}). The drift decision (table drift_report) uses all rows."

@@ -1,0 +1,26 @@
+"""The benchmark's --small mode runs end to end, so the full-scale script cannot rot."""
+
+import json
+
+import pytest
+
+from bench.run import main
+
+pytestmark = pytest.mark.slow
+
+
+def test_small_benchmark_produces_its_table(tmp_path):
+    report = main(["--small", "--cache", str(tmp_path / "cache"), "--out", str(tmp_path / "results")])
+    names = [f["figure"] for f in report["figures"]]
+    assert names == [
+        "floor: 4 training CSVs",
+        "floor: 1 inference CSV",
+        "cold full graph",
+        "new batch: drop -> 3 assets (dagster dev)",
+        "drifted labeled batch: drop -> challenger trained (dagster dev)",
+    ] + (["drifted labeled batch: drop -> rescored by promoted model (dagster dev)"] if len(names) == 6 else [])
+    for figure in report["figures"]:
+        assert figure["median_s"] > 0 and figure["peak_rss_gib"] > 0
+    assert {"raw_training", "features", "model", "predictions", "business_value", "drift_report"} <= set(report["asset_step_seconds"])
+    [written] = (tmp_path / "results").glob("bench-small-*.json")
+    assert json.loads(written.read_text())["figures"] == report["figures"]
