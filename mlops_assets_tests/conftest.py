@@ -73,6 +73,14 @@ def failure_text(result: dg.ExecuteInProcessResult) -> str:
     return "\n".join(texts)
 
 
+def sql(settings: PipelineSettings, query: str, params=None) -> list[tuple]:
+    """Rows of a query on the warehouse file, through a short read-only connection."""
+    import duckdb
+
+    with duckdb.connect(settings.warehouse_file, read_only=True) as con:
+        return con.execute(query, params).fetchall()
+
+
 def table_snapshot(database: str, table: str) -> tuple:
     """Row count and an order-independent checksum of a table, to prove it did not change."""
     import duckdb

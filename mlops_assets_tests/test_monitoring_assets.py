@@ -3,7 +3,6 @@
 import shutil
 
 import dagster as dg
-import duckdb
 import mlflow
 import numpy as np
 import pytest
@@ -11,14 +10,10 @@ import pytest
 from mlops_assets.defs.sensors import RETRAIN_BATCH_TAG, drift_retrain_sensor
 from mlops_assets.model_registry import CHAMPION_ALIAS
 from mlops_assets.sample_data import NUMERIC_SHIFTED, generate_month, write_extract
-from mlops_assets_tests.conftest import execute_request, failure_text, make_settings, score_batch
+from mlops_assets_tests.conftest import execute_request, failure_text, make_settings, score_batch, sql
 
 DRIFT_ASSETS = [dg.AssetKey(k) for k in ("predictions", "business_value", "drift_report")]
 
-
-def _sql(settings, query, params=None):
-    with duckdb.connect(settings.warehouse_file, read_only=True) as con:
-        return con.execute(query, params).fetchall()
 
 
 @pytest.fixture
@@ -46,11 +41,11 @@ def test_a_drifted_labeled_batch_is_retrained_promoted_and_rescored(loop):
     batch = _drop(settings, 6, "numeric_shift", labels=True)
     scored = score_batch(settings, instance, batch, assets=None)  # the whole batch run, HTML report included
     assert scored.success, failure_text(scored)
-    [(drift_score, detected, retraining, champion)] = _sql(
+    [(drift_score, detected, retraining, champion)] = sql(
         settings, "SELECT drift_score, drift_detected, retraining, champion_version FROM drift_history WHERE batch = ?", [batch]
     )
     assert drift_score > 0.15 and detected and retraining.startswith("retraining due") and champion == 1
-    drifted = {c for (c,) in _sql(settings, "SELECT \"column\" FROM drift_report WHERE batch = ? AND drifted", [batch])}
+    drifted = {c for (c,) in sql(settings, "SELECT \"column\" FROM drift_report WHERE batch = ? AND drifted", [batch])}
     assert drifted == set(NUMERIC_SHIFTED)
     assert settings.drift_flag_file.read_text() == "1\n"
     html = settings.reports_dir / batch / "drift_report.html"
@@ -64,7 +59,7 @@ def test_a_drifted_labeled_batch_is_retrained_promoted_and_rescored(loop):
     # the window moved: the labeled batch joined, the oldest extract was archived, not deleted
     assert sorted(p.name for p in settings.training_dir.glob("*.csv")) == ["p2_extrac.csv", "p3_extrac.csv", "p4_extrac.csv", f"{batch}.csv"]
     assert [p.name for p in settings.archive_dir.iterdir()] == ["p1_extrac.csv"]
-    [(version, promoted, reason, auc, champion_auc, test_file)] = _sql(
+    [(version, promoted, reason, auc, champion_auc, test_file)] = sql(
         settings, "SELECT version, promoted, promotion_reason, roc_auc, champion_auc_same_data, test_file FROM model WHERE version = 2"
     )
     assert test_file == f"{batch}.csv"  # judged out of time on the drifted month, like the champion
@@ -74,9 +69,9 @@ def test_a_drifted_labeled_batch_is_retrained_promoted_and_rescored(loop):
     assert [(r.job_name, r.partition_key, r.run_key) for r in requests] == [("batch_job", batch, f"rescore-{batch}-v2")]
     rescored = execute_request(settings, instance, requests[0])
     assert rescored.success, failure_text(rescored)
-    assert _sql(settings, "SELECT DISTINCT model_version FROM predictions WHERE batch = ?", [batch]) == [(2,)]
-    assert _sql(settings, "SELECT DISTINCT model_version FROM business_value WHERE batch = ?", [batch]) == [(2,)]
-    assert _sql(settings, "SELECT champion_version FROM drift_history WHERE batch = ?", [batch]) == [(2,)]
+    assert sql(settings, "SELECT DISTINCT model_version FROM predictions WHERE batch = ?", [batch]) == [(2,)]
+    assert sql(settings, "SELECT DISTINCT model_version FROM business_value WHERE batch = ?", [batch]) == [(2,)]
+    assert sql(settings, "SELECT champion_version FROM drift_history WHERE batch = ?", [batch]) == [(2,)]
     client = mlflow.MlflowClient(tracking_uri=settings.tracking_uri)
     assert int(client.get_model_version_by_alias(settings.registered_model_name, CHAMPION_ALIAS).version) == 2
     # the rescoring run's drift report does not start a second retraining for the same batch
@@ -88,7 +83,7 @@ def test_concept_change_with_labels_records_the_auc_drop_and_requests_retraining
     settings, instance = loop
     batch = _drop(settings, 6, "concept_change", labels=True)
     assert score_batch(settings, instance, batch, assets=DRIFT_ASSETS).success
-    [(drift_score, realized, champion_auc, concept, retraining)] = _sql(
+    [(drift_score, realized, champion_auc, concept, retraining)] = sql(
         settings, "SELECT drift_score, realized_auc, champion_test_auc, concept_drift, retraining FROM drift_history"
     )
     assert drift_score <= 0.15  # the features did not move...
@@ -102,7 +97,7 @@ def test_drift_without_labels_is_recorded_and_does_not_retrain(loop):
     settings, instance = loop
     batch = _drop(settings, 6, "numeric_shift", labels=False)
     assert score_batch(settings, instance, batch, assets=DRIFT_ASSETS).success
-    [(detected, realized, retraining)] = _sql(settings, "SELECT drift_detected, realized_auc, retraining FROM drift_history")
+    [(detected, realized, retraining)] = sql(settings, "SELECT drift_detected, realized_auc, retraining FROM drift_history")
     assert detected and realized is None and retraining.startswith("drift detected, retraining needs labels")
     requests, _ = _sensor_requests(instance)
     assert requests == []
@@ -113,7 +108,7 @@ def test_a_batch_like_the_training_data_is_not_drifted(loop):
     batch = _drop(settings, 6, "none", labels=True)
     result = score_batch(settings, instance, batch, assets=DRIFT_ASSETS)
     assert result.success
-    [(drift_score, detected, realized, champion_auc, retraining)] = _sql(
+    [(drift_score, detected, realized, champion_auc, retraining)] = sql(
         settings, "SELECT drift_score, drift_detected, realized_auc, champion_test_auc, retraining FROM drift_history"
     )
     assert drift_score <= 0.15 and not detected and retraining == "not due"
@@ -140,9 +135,9 @@ def test_a_worse_challenger_is_not_promoted_and_scoring_keeps_the_champion(loop)
         path.write_text("\n".join([lines[0]] + [",".join(r) for r in rows]) + "\n")
     result = execute_request(settings, instance, dg.RunRequest(job_name="training_job"))
     assert not result.success  # the blocking AUC-floor check fails the run...
-    [(promoted, reason)] = _sql(settings, "SELECT promoted, promotion_reason FROM model WHERE version = 2")
+    [(promoted, reason)] = sql(settings, "SELECT promoted, promotion_reason FROM model WHERE version = 2")
     assert not promoted and "below the floor" in reason  # ...and the challenger was never promoted
     client = mlflow.MlflowClient(tracking_uri=settings.tracking_uri)
     assert int(client.get_model_version_by_alias(settings.registered_model_name, CHAMPION_ALIAS).version) == 1
     assert score_batch(settings, instance, "p5_extrac").success
-    assert _sql(settings, "SELECT DISTINCT model_version FROM predictions") == [(1,)]
+    assert sql(settings, "SELECT DISTINCT model_version FROM predictions") == [(1,)]

@@ -1,7 +1,6 @@
 """The generator writes the contract's schema, deterministically, with the ground truth it claims."""
 
 import duckdb
-import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 

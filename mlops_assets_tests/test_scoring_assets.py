@@ -4,16 +4,11 @@ import re
 import shutil
 
 import dagster as dg
-import duckdb
 import pytest
 
 from mlops_assets.sample_data import generate_month, write_extract
-from mlops_assets_tests.conftest import TEST_ROWS, failure_text, make_settings, score_batch, table_snapshot
+from mlops_assets_tests.conftest import TEST_ROWS, failure_text, make_settings, score_batch, sql, table_snapshot
 
-
-def _sql(settings, query, params=None):
-    with duckdb.connect(settings.warehouse_file, read_only=True) as con:
-        return con.execute(query, params).fetchall()
 
 
 @pytest.fixture(scope="module")
@@ -34,18 +29,18 @@ def scored(trained, tmp_path_factory, instance):
 
 
 def test_a_batch_is_scored_valued_and_logged(scored):
-    assert _sql(scored, "SELECT batch, count(*), count(DISTINCT key_value), min(model_version), max(model_version) FROM predictions GROUP BY 1") == [
+    assert sql(scored, "SELECT batch, count(*), count(DISTINCT key_value), min(model_version), max(model_version) FROM predictions GROUP BY 1") == [
         ("p5_extrac", TEST_ROWS, TEST_ROWS, 1, 1)
     ]
-    [(share_flagged, threshold)] = _sql(scored, "SELECT avg(predicted_label::INT), any_value(decision_threshold) FROM predictions")
+    [(share_flagged, threshold)] = sql(scored, "SELECT avg(predicted_label::INT), any_value(decision_threshold) FROM predictions")
     assert 0.05 < share_flagged < 0.2 and threshold < 0.5  # the top-decile cut-off of the training test month
-    groups = _sql(scored, "SELECT execution_group, count(*), min(business_value), max(business_value) FROM business_value GROUP BY 1 ORDER BY 1")
+    groups = sql(scored, "SELECT execution_group, count(*), min(business_value), max(business_value) FROM business_value GROUP BY 1 ORDER BY 1")
     assert [g for g, *_ in groups] == list(range(1, 11)) and {n for _, n, *_ in groups} == {TEST_ROWS // 10}
     assert all(groups[i][2] >= groups[i + 1][3] for i in range(9))  # group 1 holds the highest values
-    [(rows, read, rejected, version, sha)] = _sql(scored, "SELECT rows_scored, rows_read, rows_rejected, model_version, content_sha256 FROM inference_log")
+    [(rows, read, rejected, version, sha)] = sql(scored, "SELECT rows_scored, rows_read, rows_rejected, model_version, content_sha256 FROM inference_log")
     assert (rows, read, rejected, version, len(sha)) == (TEST_ROWS, TEST_ROWS, 0, 1, 64)
     # the stored value follows the formula from the stored inputs
-    [(max_error,)] = _sql(
+    [(max_error,)] = sql(
         scored,
         "SELECT max(abs(business_value - probability * prob_value_contact * ln(greatest(coalesce(monto, 1), 1)))) FROM business_value",
     )
@@ -55,15 +50,15 @@ def test_a_batch_is_scored_valued_and_logged(scored):
 def test_two_batches_keep_their_own_rows_and_rescoring_replaces_only_one(scored, instance, tmp_path):
     write_extract(generate_month(6, 3_000, seed=12), scored.inference_dir)
     assert score_batch(scored, instance, "p6_extrac").success
-    before_p6 = _sql(scored, "SELECT count(*), sum(hash(key_value, probability)) FROM predictions WHERE batch = 'p6_extrac'")
-    assert _sql(scored, "SELECT batch, count(*), min(model_version) FROM predictions GROUP BY 1 ORDER BY 1") == [
+    before_p6 = sql(scored, "SELECT count(*), sum(hash(key_value, probability)) FROM predictions WHERE batch = 'p6_extrac'")
+    assert sql(scored, "SELECT batch, count(*), min(model_version) FROM predictions GROUP BY 1 ORDER BY 1") == [
         ("p5_extrac", TEST_ROWS, 1),
         ("p6_extrac", 3_000, 1),
     ]
     assert score_batch(scored, instance, "p5_extrac").success  # rescore the first batch
-    assert _sql(scored, "SELECT count(*), sum(hash(key_value, probability)) FROM predictions WHERE batch = 'p6_extrac'") == before_p6
-    assert _sql(scored, "SELECT batch, count(*) FROM business_value GROUP BY 1 ORDER BY 1") == [("p5_extrac", TEST_ROWS), ("p6_extrac", 3_000)]
-    assert _sql(scored, "SELECT batch, count(*) FROM inference_log GROUP BY 1 ORDER BY 1")[0] == ("p5_extrac", 2)
+    assert sql(scored, "SELECT count(*), sum(hash(key_value, probability)) FROM predictions WHERE batch = 'p6_extrac'") == before_p6
+    assert sql(scored, "SELECT batch, count(*) FROM business_value GROUP BY 1 ORDER BY 1") == [("p5_extrac", TEST_ROWS), ("p6_extrac", 3_000)]
+    assert sql(scored, "SELECT batch, count(*) FROM inference_log GROUP BY 1 ORDER BY 1")[0] == ("p5_extrac", 2)
 
 
 def _small_extract(settings, name, month=7, rows=1_000, drift="none"):
@@ -139,7 +134,7 @@ def test_extra_column_is_ignored_with_a_warning(scored, instance):
     result = score_batch(scored, instance, "p9_extra")
     assert result.success, failure_text(result)
     assert _metadata(result, "predictions")["ignored_extra_columns"] == ["comentario"]
-    assert _sql(scored, "SELECT count(*) FROM predictions WHERE batch = 'p9_extra'") == [(1_000,)]
+    assert sql(scored, "SELECT count(*) FROM predictions WHERE batch = 'p9_extra'") == [(1_000,)]
 
 
 def test_unseen_category_is_scored_and_counted(scored, instance):
@@ -149,7 +144,7 @@ def test_unseen_category_is_scored_and_counted(scored, instance):
     unseen = _metadata(result, "predictions")["unseen_categories"]
     expected = sum(1 for line in path.read_text().splitlines() if line.endswith(",FALABELLA"))
     assert unseen["FALABELLA"] == expected > 0
-    assert _sql(scored, "SELECT unseen_category_rows FROM inference_log WHERE batch = 'p9_unseen'") == [(sum(unseen.values()),)]
+    assert sql(scored, "SELECT unseen_category_rows FROM inference_log WHERE batch = 'p9_unseen'") == [(sum(unseen.values()),)]
 
 
 def test_a_little_garbage_is_nulled_counted_and_scored(scored, instance):
@@ -158,7 +153,7 @@ def test_a_little_garbage_is_nulled_counted_and_scored(scored, instance):
     result = score_batch(scored, instance, "p9_garbage")
     assert result.success, failure_text(result)
     assert _metadata(result, "predictions")["non_numeric_values_nulled"] == {"tea": 5}
-    assert _sql(scored, "SELECT count(*), values_nulled FROM predictions JOIN inference_log USING (batch) WHERE batch = 'p9_garbage' GROUP BY ALL") == [(1_000, 5)]
+    assert sql(scored, "SELECT count(*), values_nulled FROM predictions JOIN inference_log USING (batch) WHERE batch = 'p9_garbage' GROUP BY ALL") == [(1_000, 5)]
 
 
 def test_duplicate_keys_keep_the_first_row_and_are_counted(scored, instance):
@@ -167,7 +162,7 @@ def test_duplicate_keys_keep_the_first_row_and_are_counted(scored, instance):
     result = score_batch(scored, instance, "p9_dupes")
     assert result.success, failure_text(result)
     assert _metadata(result, "predictions")["rows_rejected"] == 3
-    assert _sql(scored, "SELECT count(*), count(DISTINCT key_value) FROM predictions WHERE batch = 'p9_dupes'") == [(1_000, 1_000)]
-    assert _sql(scored, "SELECT rows_read, rows_scored, rows_rejected FROM inference_log WHERE batch = 'p9_dupes'") == [(1_003, 1_000, 3)]
+    assert sql(scored, "SELECT count(*), count(DISTINCT key_value) FROM predictions WHERE batch = 'p9_dupes'") == [(1_000, 1_000)]
+    assert sql(scored, "SELECT rows_read, rows_scored, rows_rejected FROM inference_log WHERE batch = 'p9_dupes'") == [(1_003, 1_000, 3)]
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
     assert checks == {"scored_exactly_once": True, "probabilities_in_unit_interval": True, "business_value_never_nan": True}

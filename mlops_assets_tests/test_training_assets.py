@@ -11,34 +11,30 @@ from sklearn.metrics import roc_auc_score
 
 from mlops_assets import contract
 from mlops_assets.model_registry import CHAMPION_ALIAS
-from mlops_assets_tests.conftest import TEST_ROWS, failure_text, make_settings, run_job, table_snapshot
+from mlops_assets_tests.conftest import TEST_ROWS, failure_text, make_settings, run_job, sql, table_snapshot
 
-
-def _sql(settings, query):
-    with duckdb.connect(settings.warehouse_file, read_only=True) as con:
-        return con.execute(query).fetchall()
 
 
 def test_training_job_fills_the_warehouse(trained):
     settings = trained.settings
-    assert _sql(settings, "SELECT source_file, count(*) FROM raw_training GROUP BY 1 ORDER BY 1") == [
+    assert sql(settings, "SELECT source_file, count(*) FROM raw_training GROUP BY 1 ORDER BY 1") == [
         (f"p{m}_extrac.csv", TEST_ROWS) for m in (1, 2, 3, 4)
     ]
-    columns = [r[0] for r in _sql(settings, "SELECT column_name FROM information_schema.columns WHERE table_name = 'raw_training'")]
+    columns = [r[0] for r in sql(settings, "SELECT column_name FROM information_schema.columns WHERE table_name = 'raw_training'")]
     assert columns == list(contract.ALL_COLUMNS) + ["source_file"]
     # out-of-time split: the newest extract is the test month, and only it
-    assert _sql(settings, "SELECT split, list(DISTINCT source_file ORDER BY source_file) FROM features GROUP BY 1 ORDER BY 1") == [
+    assert sql(settings, "SELECT split, list(DISTINCT source_file ORDER BY source_file) FROM features GROUP BY 1 ORDER BY 1") == [
         ("test", ["p4_extrac.csv"]),
         ("train", ["p1_extrac.csv", "p2_extrac.csv", "p3_extrac.csv"]),
     ]
-    feature_columns = {r[0] for r in _sql(settings, "SELECT column_name FROM information_schema.columns WHERE table_name = 'features'")}
+    feature_columns = {r[0] for r in sql(settings, "SELECT column_name FROM information_schema.columns WHERE table_name = 'features'")}
     assert set(contract.MODEL_FEATURES) <= feature_columns
     assert not set(contract.BUSINESS_COLUMNS) & feature_columns
 
 
 def test_model_is_logged_registered_and_promoted(trained):
     settings = trained.settings
-    [(version, run_id, uri, auc, lift, threshold, promoted, files)] = _sql(
+    [(version, run_id, uri, auc, lift, threshold, promoted, files)] = sql(
         settings,
         "SELECT version, run_id, model_uri, roc_auc, top_decile_lift, decision_threshold, promoted, training_files FROM model",
     )
@@ -133,7 +129,7 @@ def test_retraining_compares_with_the_champion_on_the_same_month(copy_of_trained
     settings = copy_of_trained
     result = run_job(settings, "training_job")
     assert result.success, failure_text(result)
-    rows = _sql(settings, "SELECT version, roc_auc, champion_auc_same_data, promoted FROM model ORDER BY version")
+    rows = sql(settings, "SELECT version, roc_auc, champion_auc_same_data, promoted FROM model ORDER BY version")
     (v1, auc1, none, _), (v2, auc2, champion_auc, promoted) = rows
     assert (v1, v2, none) == (1, 2, None)
     assert champion_auc == pytest.approx(auc1)  # the champion re-scored on the same test month

@@ -1,0 +1,55 @@
+"""Two runs writing the warehouse at once, under the real daemon: the `duckdb` pool serializes their steps."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from mlops_assets_tests.conftest import TEST_ROWS, make_settings, sql
+from mlops_assets_tests.dagster_dev import REPO, running_dagster_dev, wait_for
+from mlops_assets_tests.test_cli import cli_env
+
+pytestmark = pytest.mark.slow
+
+
+def launch(env: dict[str, str], *args: str) -> None:
+    subprocess.run(
+        [str(Path(sys.executable).parent / "dagster"), "job", "launch", "-m", "mlops_assets.definitions", *args],
+        cwd=REPO, env=env, check=True, capture_output=True, timeout=120,
+    )
+
+
+def test_training_and_scoring_runs_at_the_same_time_both_succeed(tmp_path, trained):
+    data = tmp_path / "data"
+    shutil.copytree(trained.settings.data_dir, data)
+    env = cli_env(data, tmp_path / "dagster_home")
+    with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
+        instance.add_dynamic_partitions("inference_batches", ["p5_extrac"])
+    with running_dagster_dev(env, tmp_path / "dagster_dev.log"):
+        launch(env, "-j", "training_job")
+        launch(env, "-j", "batch_job", "--tags", '{"dagster/partition": "p5_extrac"}')
+
+        def finished():
+            with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
+                runs = instance.get_runs()
+                done = [r for r in runs if r.status in (dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE)]
+                return runs if len(runs) >= 2 and len(done) == len(runs) else None
+
+        runs = wait_for(finished, timeout=400, interval=2, what="both runs finished")
+        with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
+            logs = [record.message or "" for run in runs for record in instance.all_logs(run.run_id)]
+            windows = {
+                run.job_name: (instance.get_run_stats(run.run_id).start_time, instance.get_run_stats(run.run_id).end_time)
+                for run in runs
+            }
+    assert {r.job_name: r.status for r in runs} == {"training_job": dg.DagsterRunStatus.SUCCESS, "batch_job": dg.DagsterRunStatus.SUCCESS}
+    assert not [m for m in logs if "lock" in m.lower() and "conflict" in m.lower()]
+    (train_start, train_end), (batch_start, batch_end) = windows["training_job"], windows["batch_job"]
+    assert train_start < batch_end and batch_start < train_end  # the two runs really overlapped in time
+    settings = make_settings(data)
+    assert sql(settings, "SELECT count(*) FROM raw_training") == [(4 * TEST_ROWS,)]
+    assert sql(settings, "SELECT batch, count(*) FROM predictions GROUP BY 1") == [("p5_extrac", TEST_ROWS)]
+    assert sql(settings, "SELECT count(*) FROM model") == [(2,)]
