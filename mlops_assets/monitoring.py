@@ -12,6 +12,8 @@ class RetrainingVerdict:
     due: bool
     possible: bool
     reason: str
+    concept_drift: bool
+    """The champion's realized AUC on the labeled batch fell more than the tolerance."""
 
 
 def retraining_verdict(
@@ -25,15 +27,16 @@ def retraining_verdict(
     """Retraining is due on data drift above the threshold or on a realized-AUC drop (concept
     drift); it is only possible when the batch carries labels to learn from."""
     reasons = []
+    concept_drift = realized_auc is not None and realized_auc < champion_auc - auc_drop_tolerance
     if drift_score > drift_threshold:
         reasons.append(f"drift_score {drift_score:.3f} > {drift_threshold}")
-    if realized_auc is not None and realized_auc < champion_auc - auc_drop_tolerance:
+    if concept_drift:
         reasons.append(f"realized AUC {realized_auc:.3f} < champion {champion_auc:.3f} - {auc_drop_tolerance}")
     if not reasons:
-        return RetrainingVerdict(False, has_labels, "not due")
+        return RetrainingVerdict(False, has_labels, "not due", concept_drift)
     if not has_labels:
-        return RetrainingVerdict(True, False, "drift detected, retraining needs labels (" + "; ".join(reasons) + ")")
-    return RetrainingVerdict(True, True, "retraining due: " + "; ".join(reasons))
+        return RetrainingVerdict(True, False, "drift detected, retraining needs labels (" + "; ".join(reasons) + ")", concept_drift)
+    return RetrainingVerdict(True, True, "retraining due: " + "; ".join(reasons), concept_drift)
 
 
 def realized_auc(target: np.ndarray, probability: np.ndarray) -> float | None:
