@@ -7,7 +7,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: demo test dev mlflow-ui bench lock clean
+.PHONY: demo test system-packages dev app mlflow-ui bench lock clean
 
 $(VENV)/.installed: requirements-dev.lock pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -24,12 +24,26 @@ demo: $(VENV)/.installed $(DAGSTER_HOME)/dagster.yaml
 	$(PY) -m mlops_assets.demo
 
 ## Run the test suite (what CI runs).
-test: $(VENV)/.installed
+test: $(VENV)/.installed system-packages
 	$(PY) -m pytest
+
+## Debian's chromium (browser tests) and postgresql (the production-style instance test), installed
+## with apt-get when missing and we are root; otherwise those tests skip and say why.
+system-packages:
+	@missing=""; command -v chromium >/dev/null || missing="chromium"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	if [ -n "$$missing" ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "apt-get install $$missing"; \
+	  (apt-get install -y -q $$missing || (apt-get update -q && apt-get install -y -q $$missing)) >/dev/null; \
+	elif [ -n "$$missing" ]; then echo "not installed: $$missing (their tests will skip)"; fi
 
 ## The Dagster UI with sensors and the daemon, on http://127.0.0.1:3000
 dev: $(VENV)/.installed $(DAGSTER_HOME)/dagster.yaml
 	$(VENV)/bin/dagster dev -h 127.0.0.1 -p 3000
+
+## The campaign app (Streamlit) on the warehouse, on http://127.0.0.1:8501
+app: $(VENV)/.installed
+	$(VENV)/bin/streamlit run mlops_assets/app/main.py --server.address 127.0.0.1 --server.port 8501 --server.headless true --browser.gatherUsageStats false
 
 ## The MLflow UI on the project's store, on http://127.0.0.1:5000
 mlflow-ui: $(VENV)/.installed
