@@ -33,7 +33,7 @@ def wait_for(predicate, timeout: float, interval: float = 0.5, what: str = "cond
     raise TimeoutError(f"{what} not reached within {timeout:.0f} s")
 
 
-def _responds(url: str) -> bool:
+def responds(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=2) as response:
             return response.status == 200
@@ -42,23 +42,31 @@ def _responds(url: str) -> bool:
 
 
 @contextlib.contextmanager
+def background_process(args: list[str], env: dict[str, str], log_path: Path):
+    """A process in its own group with its output in `log_path`; the whole group is stopped on exit."""
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(args, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            yield process
+        finally:
+            _stop(process)
+
+
+def venv_command(name: str) -> str:
+    return str(Path(sys.executable).parent / name)
+
+
+@contextlib.contextmanager
 def running_dagster_dev(env: dict[str, str], log_path: Path, startup_timeout: float = 180):
     """Yield the base URL of a `dagster dev` (webserver + daemon) on a free localhost port."""
     port = free_port()
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [str(Path(sys.executable).parent / "dagster"), "dev", "-m", "mlops_assets.definitions",
-             "-h", "127.0.0.1", "-p", str(port)],
-            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
+    args = [venv_command("dagster"), "dev", "-m", "mlops_assets.definitions", "-h", "127.0.0.1", "-p", str(port)]
+    with background_process(args, env, log_path) as process:
         url = f"http://127.0.0.1:{port}"
-        try:
-            wait_for(lambda: process.poll() is not None or _responds(f"{url}/server_info"), startup_timeout, what="dagster dev")
-            if process.poll() is not None:
-                raise RuntimeError(f"dagster dev exited early; see {log_path}")
-            yield url
-        finally:
-            _stop(process)
+        wait_for(lambda: process.poll() is not None or responds(f"{url}/server_info"), startup_timeout, what="dagster dev")
+        if process.poll() is not None:
+            raise RuntimeError(f"dagster dev exited early; see {log_path}")
+        yield url
 
 
 def _stop(process: subprocess.Popen) -> None:

@@ -20,7 +20,7 @@ from mlops_assets.app.upload import UploadRefused, safe_file_name
 from mlops_assets.sample_data import generate_month, write_extract
 from mlops_assets_tests.browser import chromium_page, save_screenshot
 from mlops_assets_tests.conftest import failure_text, make_settings, score_batch, sql
-from mlops_assets_tests.dagster_dev import free_port, wait_for, _responds
+from mlops_assets_tests.dagster_dev import background_process, free_port, responds, venv_command, wait_for
 
 APP = Path(__file__).resolve().parents[1] / "mlops_assets" / "app" / "main.py"
 DRIFTED_BATCH, FIRST_BATCH = "p6_extrac", "p5_extrac"
@@ -205,23 +205,16 @@ def test_a_missing_or_busy_warehouse_is_explained(app_data, tmp_path, monkeypatc
 def test_the_running_app_renders_in_chromium(app_data, tmp_path):
     port = free_port()
     env = {**os.environ, "MLOPS_DATA_DIR": app_data.data_dir}
-    with open(tmp_path / "streamlit.log", "wb") as log:
-        server = subprocess.Popen(
-            [str(Path(sys.executable).parent / "streamlit"), "run", str(APP), "--server.address", "127.0.0.1",
-             "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-            env=env, stdout=log, stderr=subprocess.STDOUT,
-        )
-        try:
-            url = f"http://127.0.0.1:{port}"
-            wait_for(lambda: _responds(f"{url}/_stcore/health"), 60, what="streamlit")
-            with chromium_page(tmp_path / "profile", height=1800) as page:
-                page.goto(url)
-                page.get_by_text("Business value per execution group").wait_for(timeout=60_000)
-                page.get_by_text("Download").first.wait_for(timeout=30_000)
-                text = page.inner_text("body")
-                shot = save_screenshot(page, "campaign_app")
-        finally:
-            server.terminate()
-            server.wait(timeout=20)
+    args = [venv_command("streamlit"), "run", str(APP), "--server.address", "127.0.0.1", "--server.port", str(port),
+            "--server.headless", "true", "--browser.gatherUsageStats", "false"]
+    with background_process(args, env, tmp_path / "streamlit.log"):
+        url = f"http://127.0.0.1:{port}"
+        wait_for(lambda: responds(f"{url}/_stcore/health"), 60, what="streamlit")
+        with chromium_page(tmp_path / "profile", height=1800) as page:
+            page.goto(url)
+            page.get_by_text("Business value per execution group").wait_for(timeout=60_000)
+            page.get_by_text("Download").first.wait_for(timeout=30_000)
+            text = page.inner_text("body")
+            shot = save_screenshot(page, "campaign_app")
     assert f"Batch {DRIFTED_BATCH}" in text and "Rows scored" in text and "Realized AUC" in text
     assert shot.stat().st_size > 20_000

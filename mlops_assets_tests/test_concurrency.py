@@ -1,13 +1,16 @@
-"""Two runs writing the warehouse at once, under the real daemon: the `duckdb` pool serializes their steps."""
+"""Two runs writing the warehouse at once, under the real daemon: the `duckdb` pool serializes their
+steps; and a reader polling meanwhile, as the campaign app does, sees whole batches or "busy"."""
 
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import dagster as dg
 import pytest
 
+from mlops_assets.app import reader
 from mlops_assets_tests.conftest import TEST_ROWS, make_settings, sql
 from mlops_assets_tests.dagster_dev import REPO, running_dagster_dev, wait_for
 from mlops_assets_tests.test_cli import cli_env
@@ -22,13 +25,33 @@ def launch(env: dict[str, str], *args: str) -> None:
     )
 
 
+class PollingReader(threading.Thread):
+    """Reads the batch's row count every 0.2 s through the app's short read-only connections."""
+
+    def __init__(self, warehouse: str):
+        super().__init__(daemon=True)
+        self.warehouse, self.outcomes, self.stop = warehouse, [], threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.wait(0.2):
+            try:
+                with reader.open_warehouse(self.warehouse) as con:
+                    self.outcomes.append(("read", int(reader.scored_batches(con)["rows_scored"].sum())))
+            except reader.WarehouseUnavailable:
+                self.outcomes.append(("busy", None))
+            except Exception as exc:  # anything else is a bug the user would see as a stack trace
+                self.outcomes.append(("error", repr(exc)))
+
+
 def test_training_and_scoring_runs_at_the_same_time_both_succeed(tmp_path, trained):
     data = tmp_path / "data"
     shutil.copytree(trained.settings.data_dir, data)
     env = cli_env(data, tmp_path / "dagster_home")
     with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
         instance.add_dynamic_partitions("inference_batches", ["p5_extrac"])
+    polling = PollingReader(str(data / "warehouse.duckdb"))
     with running_dagster_dev(env, tmp_path / "dagster_dev.log"):
+        polling.start()
         launch(env, "-j", "training_job")
         launch(env, "-j", "batch_job", "--tags", '{"dagster/partition": "p5_extrac"}')
 
@@ -39,6 +62,8 @@ def test_training_and_scoring_runs_at_the_same_time_both_succeed(tmp_path, train
                 return runs if len(runs) >= 2 and len(done) == len(runs) else None
 
         runs = wait_for(finished, timeout=400, interval=2, what="both runs finished")
+        polling.stop.set()
+        polling.join()
         with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
             logs = [record.message or "" for run in runs for record in instance.all_logs(run.run_id)]
             windows = {
@@ -49,6 +74,10 @@ def test_training_and_scoring_runs_at_the_same_time_both_succeed(tmp_path, train
     assert not [m for m in logs if "lock" in m.lower() and "conflict" in m.lower()]
     (train_start, train_end), (batch_start, batch_end) = windows["training_job"], windows["batch_job"]
     assert train_start < batch_end and batch_start < train_end  # the two runs really overlapped in time
+    kinds = {kind for kind, _ in polling.outcomes}
+    assert "error" not in kinds, [o for o in polling.outcomes if o[0] == "error"][:3]
+    assert kinds == {"read", "busy"}  # readers get in between the steps' writes, and are told when they cannot
+    assert {rows for kind, rows in polling.outcomes if kind == "read"} <= {0, TEST_ROWS}  # never a partial batch
     settings = make_settings(data)
     assert sql(settings, "SELECT count(*) FROM raw_training") == [(4 * TEST_ROWS,)]
     assert sql(settings, "SELECT batch, count(*) FROM predictions GROUP BY 1") == [("p5_extrac", TEST_ROWS)]

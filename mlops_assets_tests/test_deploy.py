@@ -30,7 +30,7 @@ def test_compose_names_every_service_with_consistent_volumes_and_ports():
 
 def test_production_instance_uses_postgres_and_limits_warehouse_writers():
     instance = yaml.safe_load((REPO / "deploy" / "dagster.yaml").read_text())
-    assert set(instance["storage"]["postgres"]["postgres_db"]) == {"hostname", "port", "username", "password", "db_name"}
+    assert set(instance["storage"]["postgres"]["postgres_db"]) == {"hostname", "port", "username", "password", "db_name", "scheme"}
     assert instance["concurrency"]["pools"]["default_limit"] == 1
     assert instance["telemetry"]["enabled"] is False
     local = yaml.safe_load((REPO / "dagster.yaml").read_text())
