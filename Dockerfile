@@ -19,7 +19,7 @@ COPY mlops_assets ./mlops_assets
 RUN uv pip install --system --no-cache --no-deps .
 
 RUN useradd --create-home --uid 1000 dagster \
-    && mkdir -p "$DAGSTER_HOME" "$MLOPS_DATA_DIR" \
+    && mkdir -p "$DAGSTER_HOME" "$MLOPS_DATA_DIR" /opt/dagster/mlflow \
     && chown -R dagster:dagster /opt/dagster
 COPY --chown=dagster:dagster deploy/dagster.yaml "$DAGSTER_HOME/dagster.yaml"
 USER dagster
