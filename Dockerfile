@@ -12,7 +12,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /opt/dagster/app
 COPY requirements.lock ./
 RUN pip install --no-cache-dir uv==0.13.9 \
-    && uv pip install --system --no-cache -r requirements.lock
+    && uv pip install --system --no-cache --compile-bytecode -r requirements.lock
 
 COPY pyproject.toml setup.py README.md ./
 COPY mlops_assets ./mlops_assets

@@ -174,6 +174,20 @@ def promoted(home: str) -> bool:
     return bool(event and event.asset_materialization.metadata["promoted"].value)
 
 
+def sensor_ticked(home: str, name: str, since: float) -> bool:
+    """Whether the daemon has evaluated the sensor since `since` (epoch seconds): the deployment is
+    up and the clock can start."""
+    import dagster as dg
+
+    with dg.DagsterInstance.from_config(home) as instance:
+        return any(
+            tick.timestamp > since
+            for state in instance.all_instigator_state()
+            if state.instigator_name == name
+            for tick in instance.get_ticks(state.instigator_origin_id, state.selector_id, limit=1)
+        )
+
+
 def progress(message: str) -> None:
     print(f"[bench {dt.datetime.now():%H:%M:%S}] {message}", file=sys.stderr, flush=True)
 
@@ -196,6 +210,7 @@ def new_batch_paths(raw: Path, work: Path, timeout: float) -> dict[str, tuple[fl
     data = work / "data"
     env = environment(data, work / "dagster_home")
     port = 3900 + os.getpid() % 100
+    started = time.time()
     process = subprocess.Popen(
         [str(BIN / "dagster"), "dev", "-m", "mlops_assets.definitions", "-h", "127.0.0.1", "-p", str(port)],
         cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
@@ -203,7 +218,7 @@ def new_batch_paths(raw: Path, work: Path, timeout: float) -> dict[str, tuple[fl
     results = {}
     try:
         with TreeMonitor(process.pid) as monitor:
-            time.sleep(15)  # webserver, daemon and code server up; sensors ticking
+            wait_until(lambda: sensor_ticked(env["DAGSTER_HOME"], "inference_folder_sensor", started), 180)
 
             def materialized(batch: str, assets: tuple[str, ...]) -> bool:
                 with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
@@ -240,6 +255,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--small", action="store_true", help="3,000 rows, one run, one scale: a smoke run")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--scales", default="0.1,0.5,1.0", help="fractions of full scale")
+    parser.add_argument("--runs-below-full", type=int, help="runs at the smaller scales (default: --runs)")
     parser.add_argument("--cache", type=Path, default=REPO / "bench" / "cache")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
     args = parser.parse_args(argv)
@@ -253,8 +269,9 @@ def main(argv: list[str] | None = None) -> dict:
             label = "" if scale == max(scales) else f" @{scale:.0%}"
             progress(f"{rows:,} rows per extract: sample data")
             raw = sample_data(args.cache, rows)
-            for run in range(runs):
-                progress(f"{rows:,} rows, run {run + 1}/{runs}: floor, cold graph, dagster dev paths")
+            scale_runs = runs if scale == max(scales) or args.runs_below_full is None else args.runs_below_full
+            for run in range(scale_runs):
+                progress(f"{rows:,} rows, run {run + 1}/{scale_runs}: floor, cold graph, dagster dev paths")
                 work = Path(tmp) / f"scale_{scale}_{run}"
                 if scale == max(scales):
                     for name, sample in floor(raw, Path(tmp), os.environ.copy()).items():

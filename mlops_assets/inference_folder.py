@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
+import time
 from pathlib import Path
 
 from mlops_assets import contract
@@ -30,6 +31,11 @@ def signature(path: Path) -> str:
     """Name, size and modification time: changes when a file is replaced, stays while it is left alone."""
     stat = path.stat()
     return f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}"
+
+
+def unchanged_for(path: Path) -> float:
+    """Seconds since the file was last written (negative if its mtime is in the future)."""
+    return time.time() - path.stat().st_mtime
 
 
 def reject(path: Path, reason: str) -> Path:

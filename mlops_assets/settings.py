@@ -41,6 +41,9 @@ class PipelineSettings(dg.ConfigurableResource):
     """Rows per side in evidently's HTML report (the drift decision itself uses all rows)."""
     max_invalid_share: float = 0.01
     """Share of non-numeric values in one numeric column above which a file is rejected."""
+    file_settle_seconds: float = 3.0
+    """An inference file unchanged for this long when the sensor first sees it is scored at once;
+    a younger one waits for the next tick (~5 s) to show it stopped growing."""
     random_seed: int = 42
 
     @classmethod

@@ -53,6 +53,15 @@ def test_new_file_is_requested_once_when_stable(instance, folder):
     assert "p5_extrac.csv" in json.loads(cursor)["seen"]
 
 
+def test_a_file_settled_before_first_sight_is_requested_at_once(instance, folder):
+    path = drop(folder, "p5_extrac.csv")
+    settled = path.stat().st_mtime_ns - int((folder.file_settle_seconds + 1) * 1e9)  # e.g. renamed in after a copy
+    os.utime(path, ns=(settled, settled))
+    requests, cursor, added = tick(instance, folder, None)
+    assert [r.partition_key for r in requests] == ["p5_extrac"] and added == ["p5_extrac"]
+    assert tick(instance, folder, cursor)[0] == []
+
+
 def test_a_file_still_being_written_waits(instance, folder):
     path = drop(folder, "p6_extrac.csv", "a,b\n")
     _, cursor, _ = tick(instance, folder, None)

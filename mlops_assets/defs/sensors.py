@@ -15,12 +15,13 @@ RESCORED_BY_TAG = "mlops/rescored_by_model_version"
 """On a rescoring run: the promoted model version that rescored the batch."""
 
 
-def _folder_decisions(cursor: dict, files: list, already_scored: set[str]) -> tuple[list, dict]:
+def _folder_decisions(cursor: dict, files: list, already_scored: set[str], settle_seconds: float) -> tuple[list, dict]:
     """Which files to score now, and the next cursor.
 
-    A file is requested once its signature (name, size, mtime) was the same at the previous tick:
-    a file still being copied keeps changing and waits. `seen` maps file name -> the signature
-    that was scored, so the same file is scored once and a replaced file again.
+    A file is requested once its signature (name, size, mtime) was the same at the previous tick,
+    or at first sight when it has not been written for `settle_seconds` (an atomic drop, or a copy
+    that finished a while ago): a file still being copied keeps changing and waits. `seen` maps
+    file name -> the signature that was scored, so the same file is scored once and a replaced file again.
     """
     first_tick = "seen" not in cursor
     seen: dict[str, str] = dict(cursor.get("seen", {}))
@@ -29,6 +30,7 @@ def _folder_decisions(cursor: dict, files: list, already_scored: set[str]) -> tu
     for path in files:
         try:
             signature = inference_folder.signature(path)
+            settled = inference_folder.unchanged_for(path) >= settle_seconds
         except FileNotFoundError:  # moved away between listing and stat
             continue
         if first_tick and inference_folder.batch_key(path) in already_scored:
@@ -36,7 +38,7 @@ def _folder_decisions(cursor: dict, files: list, already_scored: set[str]) -> tu
             continue
         if seen.get(path.name) == signature:
             continue
-        if pending.get(path.name) == signature:
+        if pending.get(path.name) == signature or settled:
             ready.append((path, signature))
             seen[path.name] = signature
         else:
@@ -48,7 +50,8 @@ def _folder_decisions(cursor: dict, files: list, already_scored: set[str]) -> tu
     job=batch_job,
     minimum_interval_seconds=3,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Scores each new or replaced CSV in the inference folder once its size and mtime are stable.",
+    description="Scores each new or replaced CSV in the inference folder once its size and mtime are stable "
+    "(unchanged since the previous tick, or for file_settle_seconds at first sight).",
 )
 def inference_folder_sensor(context: dg.SensorEvaluationContext, settings: PipelineSettings) -> dg.SensorResult:
     cursor = json.loads(context.cursor) if context.cursor else {}
@@ -56,7 +59,7 @@ def inference_folder_sensor(context: dg.SensorEvaluationContext, settings: Pipel
     if "seen" not in cursor:
         already_scored = set(context.instance.get_materialized_partitions(dg.AssetKey("predictions")))
     files = inference_folder.candidate_files(settings.inference_dir)
-    ready, next_cursor = _folder_decisions(cursor, files, already_scored)
+    ready, next_cursor = _folder_decisions(cursor, files, already_scored, settings.file_settle_seconds)
     known = set(context.instance.get_dynamic_partitions(inference_batches.name))
     new_keys = sorted({inference_folder.batch_key(p) for p, _ in ready} - known)
     return dg.SensorResult(
