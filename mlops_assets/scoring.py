@@ -51,13 +51,17 @@ def execution_groups(value: np.ndarray, tie_breaker: np.ndarray | None = None) -
     return (rank * EXECUTION_GROUPS // max(len(value), 1) + 1).astype(np.int8)
 
 
-PRIORITY_TIERS = ((3, "high priority: call first"), (7, "medium priority: call when capacity allows"), (EXECUTION_GROUPS, "low priority: not worth a call this month"))
-"""Upper execution group of each priority tier the call center works by."""
+PRIORITY_TIERS = (
+    (3, "high priority: call first"),
+    (7, "medium priority: call when capacity allows"),
+    (EXECUTION_GROUPS, "low priority: not worth a call this month"),
+)
+"""Upper execution group of each priority tier the call center works by, most urgent first."""
 
 
-def priority(execution_group: int) -> str:
-    """The verdict the campaign team reads for one customer, from the customer's execution group."""
-    return next(label for upper, label in PRIORITY_TIERS if execution_group <= upper)
+def priority(execution_group: int) -> tuple[int, str]:
+    """The tier (0 = most urgent) and verdict the campaign team reads for one customer's execution group."""
+    return next((rank, label) for rank, (upper, label) in enumerate(PRIORITY_TIERS) if execution_group <= upper)
 
 
 def group_summary(frame: pd.DataFrame) -> pd.DataFrame:

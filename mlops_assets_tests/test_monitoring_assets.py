@@ -10,10 +10,14 @@ import pytest
 from mlops_assets.defs.sensors import RETRAIN_BATCH_TAG, drift_retrain_sensor
 from mlops_assets.model_registry import CHAMPION_ALIAS
 from mlops_assets.sample_data import NUMERIC_SHIFTED, generate_month, write_extract
-from mlops_assets_tests.conftest import execute_request, failure_text, make_settings, score_batch, sql
-
-DRIFT_ASSETS = [dg.AssetKey(k) for k in ("predictions", "business_value", "drift_report")]
-
+from mlops_assets_tests.conftest import (
+    WITHOUT_HTML_REPORT,
+    execute_request,
+    failure_text,
+    make_settings,
+    score_batch,
+    sql,
+)
 
 
 @pytest.fixture
@@ -82,7 +86,7 @@ def test_a_drifted_labeled_batch_is_retrained_promoted_and_rescored(loop):
 def test_concept_change_with_labels_records_the_auc_drop_and_requests_retraining(loop):
     settings, instance = loop
     batch = _drop(settings, 6, "concept_change", labels=True)
-    assert score_batch(settings, instance, batch, assets=DRIFT_ASSETS).success
+    assert score_batch(settings, instance, batch, assets=WITHOUT_HTML_REPORT).success
     [(drift_score, realized, champion_auc, concept, retraining)] = sql(
         settings, "SELECT drift_score, realized_auc, champion_test_auc, concept_drift, retraining FROM drift_history"
     )
@@ -96,7 +100,7 @@ def test_concept_change_with_labels_records_the_auc_drop_and_requests_retraining
 def test_drift_without_labels_is_recorded_and_does_not_retrain(loop):
     settings, instance = loop
     batch = _drop(settings, 6, "numeric_shift", labels=False)
-    assert score_batch(settings, instance, batch, assets=DRIFT_ASSETS).success
+    assert score_batch(settings, instance, batch, assets=WITHOUT_HTML_REPORT).success
     [(detected, realized, retraining)] = sql(settings, "SELECT drift_detected, realized_auc, retraining FROM drift_history")
     assert detected and realized is None and retraining.startswith("drift detected, retraining needs labels")
     requests, _ = _sensor_requests(instance)
@@ -106,7 +110,7 @@ def test_drift_without_labels_is_recorded_and_does_not_retrain(loop):
 def test_a_batch_like_the_training_data_is_not_drifted(loop):
     settings, instance = loop
     batch = _drop(settings, 6, "none", labels=True)
-    result = score_batch(settings, instance, batch, assets=DRIFT_ASSETS)
+    result = score_batch(settings, instance, batch, assets=WITHOUT_HTML_REPORT)
     assert result.success
     [(drift_score, detected, realized, champion_auc, retraining)] = sql(
         settings, "SELECT drift_score, drift_detected, realized_auc, champion_test_auc, retraining FROM drift_history"

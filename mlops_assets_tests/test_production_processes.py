@@ -52,8 +52,9 @@ def test_code_server_webserver_and_daemon_on_postgres_run_a_sensor_driven_batch(
             monkeypatch.setenv(name, value)
         code_server = [venv_command("dagster"), "code-server", "start", "-h", "127.0.0.1", "-p", str(grpc_port),
                        "-m", "mlops_assets.definitions", "--location-name", location]
-        webserver = [venv_command("dagster-webserver"), "-h", "127.0.0.1", "-p", str(web_port), "-w", str(tmp_path / "workspace.yaml")]
-        daemon = [venv_command("dagster-daemon"), "run", "-w", str(tmp_path / "workspace.yaml")]
+        workspace_file = str(tmp_path / "workspace.yaml")
+        webserver = [venv_command("dagster-webserver"), "-h", "127.0.0.1", "-p", str(web_port), "-w", workspace_file]
+        daemon = [venv_command("dagster-daemon"), "run", "-w", workspace_file]
         with background_process(code_server, env, tmp_path / "code_server.log"):
             wait_for(lambda: _accepts_connections(grpc_port), 120, what="the gRPC code server")
             with background_process(webserver, env, tmp_path / "webserver.log"), \
@@ -70,7 +71,10 @@ def test_code_server_webserver_and_daemon_on_postgres_run_a_sensor_driven_batch(
                 (run,) = wait_for(batch_run_finished, timeout=300, interval=2, what="the sensor's batch_job run")
                 with dg.DagsterInstance.from_config(str(home)) as instance:
                     storage = type(instance.run_storage).__name__
-                    failure = "\n".join(e.message or "" for e in instance.all_logs(run.run_id) if e.dagster_event and e.dagster_event.is_step_failure)
+                    failure = "\n".join(
+                        e.message or "" for e in instance.all_logs(run.run_id)
+                        if e.dagster_event and e.dagster_event.is_step_failure
+                    )
                 seen_by_webserver = _graphql(url, "{ runsOrError { ... on Runs { results { runId status } } } }")
 
     assert run.status == dg.DagsterRunStatus.SUCCESS, failure or (tmp_path / "daemon.log").read_text()[-3000:]

@@ -7,7 +7,14 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from mlops_assets.scoring import EXECUTION_GROUPS, business_value, execution_groups, group_summary, markdown_table
+from mlops_assets.scoring import (
+    EXECUTION_GROUPS,
+    business_value,
+    execution_groups,
+    group_summary,
+    markdown_table,
+    priority,
+)
 
 
 def test_formula_on_hand_made_rows():
@@ -78,3 +85,9 @@ def test_group_summary_and_markdown():
     table = markdown_table(summary)
     assert table.splitlines()[0] == "| execution_group | customers | total_value | mean_value | min_value |"
     assert "| 1 | 2 | 37.0000 | 18.5000 | 18.0000 |" in table
+
+
+def test_priority_tiers_cover_every_group_and_never_rise_with_the_group():
+    tiers = [priority(group)[0] for group in range(1, EXECUTION_GROUPS + 1)]
+    assert tiers == sorted(tiers) and tiers[0] == 0 and tiers[-1] == 2
+    assert priority(3) == (0, "high priority: call first") and priority(4)[0] == 1 and priority(8)[0] == 2

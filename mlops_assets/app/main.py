@@ -24,7 +24,11 @@ def show_batch(con, batch: pd.Series) -> None:
     rows.metric("Rows scored", f"{batch['rows_scored']:,}")
     version.metric("Model version", f"v{batch['model_version']}")
     if pd.notna(batch["drift_score"]):
-        drift_score.metric("drift_score", f"{batch['drift_score']:.3f}", "drift detected" if batch["drift_detected"] else "no drift", delta_color="inverse" if batch["drift_detected"] else "off")
+        detected = bool(batch["drift_detected"])
+        drift_score.metric(
+            "drift_score", f"{batch['drift_score']:.3f}", "drift detected" if detected else "no drift",
+            delta_color="inverse" if detected else "off",
+        )
         st.caption(f"Retraining: {batch['retraining']}")
     else:
         drift_score.metric("drift_score", "not judged yet")
@@ -49,7 +53,9 @@ def show_batch(con, batch: pd.Series) -> None:
     top_n = st.number_input("Top customers to show", min_value=5, max_value=500, value=20, step=5)
     st.dataframe(reader.customers(con, name, limit=int(top_n)), hide_index=True)
 
-    chosen = st.multiselect("Execution groups for the call center", list(range(1, EXECUTION_GROUPS + 1)), default=CALL_CENTER_GROUPS)
+    chosen = st.multiselect(
+        "Execution groups for the call center", list(range(1, EXECUTION_GROUPS + 1)), default=CALL_CENTER_GROUPS
+    )
     selection = reader.customers(con, name, groups=chosen)
     st.download_button(
         f"Download {len(selection):,} customers (CSV)",
@@ -74,8 +80,8 @@ def show_customer(con) -> None:
     gauge.altair_chart(charts.gauge(latest["probability"], 1.0, "purchase probability"))
     facts.metric("Business value", f"{latest['business_value']:.4f}")
     facts.metric("Execution group", int(latest["execution_group"]))
-    verdict = priority(int(latest["execution_group"]))
-    (facts.success if verdict.startswith("high") else facts.warning if verdict.startswith("medium") else facts.info)(verdict)
+    rank, verdict = priority(int(latest["execution_group"]))
+    (facts.success, facts.warning, facts.info)[rank](verdict)
     st.markdown("History across batches")
     st.dataframe(history, hide_index=True)
 
