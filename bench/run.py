@@ -82,7 +82,8 @@ def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, int]:
 def environment(data: Path, home: Path) -> dict[str, str]:
     home.mkdir(parents=True, exist_ok=True)
     shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLOPS_")}
+    # MLflow exports MLFLOW_TRACKING_URI whenever a process calls set_tracking_uri: never inherit it
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLOPS_", "MLFLOW_TRACKING"))}
     env.update(MLOPS_DATA_DIR=str(data), DAGSTER_HOME=str(home), MLFLOW_DISABLE_TELEMETRY="true", DO_NOT_TRACK="1")
     return env
 
