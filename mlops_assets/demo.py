@@ -74,7 +74,7 @@ def summary(settings: PipelineSettings, batch: str | None, seconds: float) -> st
         )
         lines.append(
             f"drift          drift_score {drifted[0]:.3f} ({drifted[1]} of {drifted[2]} features drifted), "
-            f"retraining: {drifted[3]}; report in {settings.data_path / 'monitoring_reports' / batch}"
+            f"retraining: {drifted[3]}; report in {settings.batch_report_dir(batch)}"
         )
     lines += [
         f"warehouse      {settings.warehouse_file}   (duckdb -readonly {settings.warehouse_file})",

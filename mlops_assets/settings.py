@@ -80,6 +80,10 @@ class PipelineSettings(dg.ConfigurableResource):
     def reports_dir(self) -> Path:
         return self.data_path / "monitoring_reports"
 
+    def batch_report_dir(self, batch: str) -> Path:
+        """Where one batch's evidently report (`drift_report.html`/`.json`) and its samples live."""
+        return self.reports_dir / batch
+
     @property
     def drift_flag_file(self) -> Path:
         return self.data_path / "drift" / "drift_flag.txt"

@@ -1,6 +1,5 @@
 """The real `dagster` CLI and the generator's CLI, as CI and users call them."""
 
-import os
 import shutil
 import subprocess
 import sys
@@ -9,18 +8,16 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
+from bench.run import environment
 from mlops_assets_tests.conftest import TEST_ROWS
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def cli_env(data_dir: Path, dagster_home: Path) -> dict[str, str]:
-    """Environment for a subprocess: the project's settings pointed at temporary folders."""
-    dagster_home.mkdir(parents=True, exist_ok=True)
-    shutil.copy(REPO / "dagster.yaml", dagster_home / "dagster.yaml")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLOPS_", "MLFLOW_TRACKING"))}
-    env.update(MLOPS_DATA_DIR=str(data_dir), DAGSTER_HOME=str(dagster_home), MLFLOW_DISABLE_TELEMETRY="true")
-    return env
+    """Environment for a subprocess: the project's settings pointed at temporary folders (the same
+    one the benchmark gives its processes)."""
+    return environment(data_dir, dagster_home)
 
 
 def dagster_cli(*args: str, env: dict[str, str], timeout: int = 300) -> subprocess.CompletedProcess:

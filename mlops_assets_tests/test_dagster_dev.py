@@ -3,7 +3,6 @@ sensor, and the UI shows the graph and the assets' metadata in a real browser.""
 
 import json
 import os
-import shutil
 import time
 import urllib.request
 

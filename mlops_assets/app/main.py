@@ -41,8 +41,9 @@ def show_batch(con, batch: pd.Series) -> None:
     chart.bar_chart(groups, x="execution_group", y="total_value")
 
     means = reader.mean_value_per_batch(con)
-    mine = means.loc[means["batch"] == name, "mean_value"].iloc[0]
-    earlier = means.loc[means["valued_at"] < means.loc[means["batch"] == name, "valued_at"].iloc[0], "mean_value"]
+    current = means.loc[means["batch"] == name].iloc[0]
+    mine = current["mean_value"]
+    earlier = means.loc[means["valued_at"] < current["valued_at"], "mean_value"]
     left, right = st.columns(2)
     left.altair_chart(charts.gauge(mine, 1.25 * means["mean_value"].max(), "mean value per customer", list(earlier)))
     if len(earlier):
@@ -96,7 +97,7 @@ def show_drift(con, settings: PipelineSettings, batch: str | None) -> None:
         return
     st.markdown(f"#### Most drifted features of {batch}")
     st.dataframe(reader.top_drifted_columns(con, batch), hide_index=True)
-    report = settings.reports_dir / batch / "drift_report.html"
+    report = settings.batch_report_dir(batch) / "drift_report.html"
     if report.exists():
         st.caption(f"evidently report: {report}")
         st.iframe(report, height=900)

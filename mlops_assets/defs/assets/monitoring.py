@@ -1,7 +1,6 @@
 """Group `monitoring`: drift of each batch against the champion's training data."""
 
 import datetime as dt
-from pathlib import Path
 
 import dagster as dg
 import numpy as np
@@ -99,19 +98,15 @@ def drift_report(context: dg.AssetExecutionContext, settings: PipelineSettings, 
             "retraining": verdict.reason,
             "reference_rows": reference.num_rows,
             "current_rows": current.num_rows,
-            "html_report": str(_report_folder(settings, batch) / "drift_report.html"),
+            "html_report": str(settings.batch_report_dir(batch) / "drift_report.html"),
         }
     )
-
-
-def _report_folder(settings: PipelineSettings, batch: str) -> Path:
-    return settings.reports_dir / batch
 
 
 def _write_report_samples(settings: PipelineSettings, batch: str, reference: pa.Table, current: pa.Table) -> None:
     """Random samples for evidently's HTML report, so that step needs no warehouse connection and
     stays out of the `duckdb` pool while evidently works for ~20 s."""
-    folder = _report_folder(settings, batch)
+    folder = settings.batch_report_dir(batch)
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(settings.random_seed)
     for name, table in (("reference", reference), ("current", current.select(list(contract.MODEL_FEATURES)))):
@@ -135,7 +130,7 @@ def drift_report_html(context: dg.AssetExecutionContext, settings: PipelineSetti
     from evidently import DataDefinition, Dataset, Report
     from evidently.presets import DataDriftPreset
 
-    folder = _report_folder(settings, context.partition_key)
+    folder = settings.batch_report_dir(context.partition_key)
     reference = pd.read_parquet(folder / "sample_reference.parquet")
     current = pd.read_parquet(folder / "sample_current.parquet")
     definition = DataDefinition(
