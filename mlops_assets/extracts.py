@@ -18,6 +18,7 @@ import duckdb
 import pyarrow as pa
 
 from mlops_assets import contract
+from mlops_assets.warehouse import replace_table
 
 MAX_INVALID_SHARE = 0.01
 """Above this share of unparseable values in one numeric column a file is rejected: that is a
@@ -58,13 +59,15 @@ class ExtractCheck:
         return contract.TARGET in self.columns
 
 
-def _csv_source(path: Path, header: list[str]) -> str:
+def _csv_source(path: Path, header: list[str], types: dict[str, str] | None = None) -> str:
     """One file in the contract's dialect: comma-separated, double quotes, a header row.
 
     The header we parsed names the columns and the sniffer is off, so every row must have exactly
-    that many fields: a truncated or half-written file fails instead of being padded.
+    that many fields: a truncated or half-written file fails instead of being padded. Columns are
+    read as text unless `types` says otherwise.
     """
-    columns = ", ".join(f"{_sql_literal(name)}: 'VARCHAR'" for name in header)
+    types = types or {}
+    columns = ", ".join(f"{_sql_literal(name)}: '{types.get(name, 'VARCHAR')}'" for name in header)
     return (
         f"read_csv({_sql_literal(str(path))}, columns={{{columns}}}, header=true, auto_detect=false, "
         "delim=',', quote='\"', escape='\"', strict_mode=true, null_padding=false, filename=true)"
@@ -116,14 +119,8 @@ def scan_bytes(path: Path, chunk_bytes: int = 1 << 22) -> str:
     return digest.hexdigest()
 
 
-def check_extract(
-    con: duckdb.DuckDBPyConnection,
-    path: Path,
-    *,
-    with_target: bool,
-    max_invalid_share: float = MAX_INVALID_SHARE,
-) -> ExtractCheck:
-    """Validate one extract completely, raising `ExtractError` for anything unusable."""
+def checked_header(path: Path, *, with_target: bool) -> list[str]:
+    """The header, after checking it names every required column once."""
     header = read_header(path)
     missing = [c for c in contract.required_columns(with_target=with_target) if c not in header]
     if missing:
@@ -131,6 +128,22 @@ def check_extract(
     duplicated = sorted({c for c in header if header.count(c) > 1})
     if duplicated:
         raise ExtractError(path, f"column(s) {', '.join(duplicated)} appear more than once in the header")
+    return header
+
+
+def check_extract(
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    *,
+    with_target: bool,
+    max_invalid_share: float = MAX_INVALID_SHARE,
+) -> ExtractCheck:
+    """Validate one extract completely, raising `ExtractError` for anything unusable.
+
+    Reads every field as text, so it can count what does not parse; `load_extract(s)` use it
+    only for files their one typed pass could not take as they are.
+    """
+    header = checked_header(path, with_target=with_target)
     sha256 = scan_bytes(path)
     known = [c for c in contract.ALL_COLUMNS if c in header]
     numeric = [c for c in contract.NUMERIC_COLUMNS if c in known]
@@ -205,18 +218,100 @@ def typed_select(checks: list[ExtractCheck], *, dedupe: bool) -> str:
 def load_extract(
     con: duckdb.DuckDBPyConnection, path: Path, *, with_target: bool, max_invalid_share: float = MAX_INVALID_SHARE
 ) -> tuple[ExtractCheck, pa.Table]:
-    """Validate one extract, then read all its contract columns, typed, as an Arrow table."""
+    """Validate one extract and read all its contract columns, typed, as an Arrow table.
+
+    One typed pass when the file is clean (see `_native_select`); any other file goes through
+    `check_extract`, which tolerates a few unparseable values or rejects the file with the reason.
+    """
+    header = checked_header(path, with_target=with_target)
+    sha256 = scan_bytes(path)
+    try:
+        typed = con.sql(_native_select(path, header)).to_arrow_table()
+        con.register("typed_extract", typed)
+        checks = _clean_checks(con, "typed_extract", [(path, header, sha256)])
+        con.unregister("typed_extract")
+    except duckdb.Error:  # a value or row the typed reader cannot take: check_extract says what
+        checks = None
+    if checks is not None:
+        return checks[0], typed
     check = check_extract(con, path, with_target=with_target, max_invalid_share=max_invalid_share)
     return check, con.sql(typed_select([check], dedupe=check.duplicate_keys > 0)).to_arrow_table()
 
 
-def read_validated_extract(con: duckdb.DuckDBPyConnection, path: Path) -> pa.Table:
-    """Read a file that `check_extract` already passed earlier in the same run, without checking
-    it again (a full validation pass costs ~2.5 s at production size)."""
-    header = read_header(path)
-    present = tuple(c for c in contract.ALL_COLUMNS if c in header)
-    source = _csv_source(path, header)
-    return con.sql(f"SELECT {_typed_columns(present)} FROM {source}").to_arrow_table()
+def load_extracts(
+    con: duckdb.DuckDBPyConnection, table: str, paths: list[Path], *, with_target: bool, max_invalid_share: float = MAX_INVALID_SHARE
+) -> list[ExtractCheck]:
+    """Replace `table` with the validated, typed rows of `paths` plus `source_file`: all files pass
+    or the table is left as it was. Clean files take one typed pass, as in `load_extract`."""
+    files = [(path, checked_header(path, with_target=with_target), scan_bytes(path)) for path in paths]
+    # row order only matters for keeping the first of duplicate keys, which only the fallback does
+    con.execute("SET preserve_insertion_order = false")
+    con.execute("BEGIN TRANSACTION")
+    checks = None
+    try:
+        con.execute(f"CREATE OR REPLACE TABLE {table} AS " + " UNION ALL ".join(_native_select(p, h) for p, h, _ in files))
+        checks = _clean_checks(con, table, files)
+    except duckdb.Error:
+        pass  # a value or row the typed reader cannot take: check_extract below says what
+    finally:
+        con.execute("COMMIT" if checks is not None else "ROLLBACK")
+        con.execute("RESET preserve_insertion_order")
+    if checks is not None:
+        return checks
+    checks = [check_extract(con, p, with_target=with_target, max_invalid_share=max_invalid_share) for p in paths]
+    replace_table(con, table, typed_select(checks, dedupe=any(c.duplicate_keys for c in checks)))
+    return checks
+
+
+def _native_select(path: Path, header: list[str]) -> str:
+    """SQL reading a file with each contract column parsed by the CSV reader as its own type, plus
+    `source_file`. Faster than reading text and casting, and strict: a value that does not parse
+    fails the whole query instead of becoming null, so only clean files get through."""
+    types = {name: contract.COLUMN_TYPES.get(name, "VARCHAR") for name in header}
+    source = _csv_source(path, header, types)
+    columns = ", ".join(
+        _ident(c) if c in types else f"CAST(NULL AS {contract.COLUMN_TYPES[c]}) AS {_ident(c)}" for c in contract.ALL_COLUMNS
+    )
+    return f"SELECT {columns}, parse_filename(filename) AS source_file FROM {source}"
+
+
+def _clean_checks(
+    con: duckdb.DuckDBPyConnection, relation: str, files: list[tuple[Path, list[str], str]]
+) -> list[ExtractCheck] | None:
+    """What `check_extract` would report for files read by `_native_select` into `relation`, or
+    None unless every file is clean: rows present, no repeated `key_value`, labels (if any) 0/1."""
+    category = _ident(contract.CATEGORICAL_FEATURES[0])
+    stats = {
+        name: (rows, duplicates, labels, bad_labels, histogram)
+        for name, rows, duplicates, labels, bad_labels, histogram in con.execute(
+            f"SELECT source_file, count(*), count(*) - count(DISTINCT key_value), count({contract.TARGET}), "
+            f"count(*) FILTER (WHERE {contract.TARGET} NOT IN (0, 1)), histogram({category}) "
+            f"FROM {relation} GROUP BY source_file"
+        ).fetchall()
+    }
+    checks = []
+    for path, header, sha256 in files:
+        if path.name not in stats:
+            return None
+        rows, duplicates, labels, bad_labels, histogram = stats[path.name]
+        has_target = contract.TARGET in header
+        if duplicates or bad_labels or (has_target and labels != rows):
+            return None
+        checks.append(
+            ExtractCheck(
+                path,
+                rows,
+                tuple(c for c in header if c not in contract.ALL_COLUMNS),
+                {},
+                0,
+                {str(k): int(v) for k, v in (histogram or {}).items()},
+                tuple(c for c in contract.ALL_COLUMNS if c in header),
+                tuple(header),
+                sha256,
+                path.stat().st_size,
+            )
+        )
+    return checks
 
 
 def _typed_columns(present: tuple[str, ...]) -> str:

@@ -6,7 +6,7 @@ import duckdb
 import pytest
 
 from mlops_assets import contract
-from mlops_assets.extracts import ExtractError, check_extract, list_extracts, typed_select
+from mlops_assets.extracts import ExtractError, check_extract, list_extracts, load_extract, load_extracts, typed_select
 from mlops_assets.sample_data import generate_month, write_extract
 
 
@@ -147,3 +147,102 @@ def test_list_extracts_orders_by_month_and_skips_other_files(tmp_path):
         (tmp_path / name).write_text("x")
     assert [p.name for p in list_extracts(tmp_path)] == ["p9_extrac.csv", "p10_extrac.csv"]
     assert list_extracts(tmp_path / "missing") == []
+
+
+# The loaders take clean files in one typed pass and hand anything else to check_extract; whichever
+# path a file takes, the verdict and the rows must be exactly what the thorough path gives.
+
+def _garbage(path):
+    return _set_column(path, "tea", "n/a", every=250)
+
+
+def _duplicates(path):
+    lines = _lines(path)
+    return _rewrite(path, lines + [lines[10], lines[20]])
+
+
+def _bad_labels(path):
+    return _set_column(path, "target", "2", every=100)
+
+
+def _header_only(path):
+    return _rewrite(path, _lines(path)[:1])
+
+
+def _truncated(path):
+    path.write_bytes(path.read_bytes()[:-200])
+    return path
+
+
+def _integer_as_decimal(path):
+    return _set_column(path, "p_fecinformacion", "202303.0", every=7)
+
+
+def _reordered_with_extra_column(path):
+    rows = [list(reversed(line.split(","))) + ["x"] for line in _lines(path)]
+    rows[0][-1] = "comentario"
+    return _rewrite(path, [",".join(cells) for cells in rows])
+
+
+VARIANTS = [None, _garbage, _duplicates, _bad_labels, _header_only, _truncated, _integer_as_decimal, _reordered_with_extra_column]
+
+
+def _thorough(con, path):
+    check = check_extract(con, path, with_target=True)
+    return check, con.sql(typed_select([check], dedupe=check.duplicate_keys > 0)).to_arrow_table()
+
+
+def _outcome(load):
+    try:
+        return load()
+    except ExtractError as exc:
+        return f"ExtractError: {exc}"
+
+
+@pytest.mark.parametrize("spoil", VARIANTS, ids=lambda f: f.__name__.strip("_") if f else "clean")
+def test_load_extract_gives_what_the_thorough_path_gives(con, extract, spoil):
+    if spoil:
+        spoil(extract)
+    expected = _outcome(lambda: _thorough(con, extract))
+    got = _outcome(lambda: load_extract(con, extract, with_target=True))
+    if isinstance(expected, str):
+        assert got == expected
+        return
+    (expected_check, expected_rows), (got_check, got_rows) = expected, got
+    assert got_check == expected_check
+    by_key = [("key_value", "ascending")]  # row order is not part of the result (dedupe reorders)
+    assert got_rows.sort_by(by_key).equals(expected_rows.sort_by(by_key)), "rows differ from check_extract + typed_select"
+
+
+@pytest.mark.parametrize("spoil", VARIANTS, ids=lambda f: f.__name__.strip("_") if f else "clean")
+def test_load_extracts_replaces_the_table_whole_or_not_at_all(con, tmp_path, spoil):
+    clean = write_extract(generate_month(2, 300, seed=3), tmp_path)
+    other = write_extract(generate_month(3, 500, seed=2), tmp_path)
+    if spoil:
+        spoil(other)
+    con.execute("CREATE TABLE raw_training AS SELECT 'earlier' AS kept")
+    expected = _outcome(lambda: [_thorough(con, clean)[0], _thorough(con, other)[0]])
+    got = _outcome(lambda: load_extracts(con, "raw_training", [clean, other], with_target=True))
+    assert got == expected
+    if isinstance(expected, str):
+        assert con.sql("SELECT * FROM raw_training").fetchall() == [("earlier",)]
+        return
+    order = "ORDER BY source_file, key_value"
+    rows = con.sql(f"SELECT * FROM raw_training {order}").to_arrow_table()
+    thorough = con.sql(f"SELECT * FROM ({typed_select(expected, dedupe=any(c.duplicate_keys for c in expected))}) {order}")
+    assert rows.equals(thorough.to_arrow_table())
+
+
+@pytest.mark.parametrize("spoil", [None, _reordered_with_extra_column], ids=["clean", "reordered_with_extra_column"])
+def test_clean_files_take_one_typed_pass(con, extract, spoil, monkeypatch):
+    """The speed of scoring and training rests on this: the text pass only runs for dirty files."""
+    if spoil:
+        spoil(extract)
+
+    def text_pass(*args, **kwargs):
+        raise AssertionError("a clean file went through check_extract's text pass")
+
+    monkeypatch.setattr("mlops_assets.extracts.check_extract", text_pass)
+    check, rows = load_extract(con, extract, with_target=True)
+    assert check.rows == rows.num_rows == 500
+    assert [c.rows for c in load_extracts(con, "raw_training", [extract], with_target=True)] == [500]

@@ -12,7 +12,7 @@ from dagster_duckdb import DuckDBResource
 from mlops_assets import contract, drift, monitoring
 from mlops_assets.defs.assets.scoring import predictions
 from mlops_assets.defs.partitions import inference_batches
-from mlops_assets.extracts import read_validated_extract
+from mlops_assets.extracts import load_extract
 from mlops_assets.scoring import markdown_table
 from mlops_assets.settings import PipelineSettings
 from mlops_assets.warehouse import DRIFT_HISTORY_DDL, DRIFT_REPORT_DDL, replace_batch
@@ -34,18 +34,10 @@ def drift_report(context: dg.AssetExecutionContext, settings: PipelineSettings, 
         champion_auc = con.execute("SELECT roc_auc FROM model WHERE version = ?", [champion]).fetchall()[0][0]
         reference_scores = con.execute("SELECT probability FROM score_reference").fetchnumpy()["probability"]
         scored = con.execute("SELECT target, probability FROM predictions WHERE batch = ?", [batch]).df()
-        current = read_validated_extract(con, path)  # `predictions` validated it in this run
+        _, current = load_extract(con, path, with_target=False, max_invalid_share=settings.max_invalid_share)
     has_labels = bool(scored["target"].notna().all())
 
-    results = [
-        drift.column_drift(
-            column,
-            _values(reference, column),
-            _values(current, column),
-            categorical=column in contract.CATEGORICAL_FEATURES,
-        )
-        for column in contract.MODEL_FEATURES
-    ]
+    results = drift.table_drift(reference, current, contract.MODEL_FEATURES, contract.CATEGORICAL_FEATURES)
     score = drift.drift_share(results)
     score_drift = drift.wasserstein_normed(np.sort(reference_scores), np.sort(scored["probability"].to_numpy()))
     realized = monitoring.realized_auc(scored["target"].to_numpy(dtype=np.float64), scored["probability"].to_numpy())
@@ -112,13 +104,6 @@ def _write_report_samples(settings: PipelineSettings, batch: str, reference: pa.
     for name, table in (("reference", reference), ("current", current.select(list(contract.MODEL_FEATURES)))):
         rows = np.sort(rng.choice(table.num_rows, min(settings.report_sample_rows, table.num_rows), replace=False))
         pq.write_table(table.take(rows), folder / f"sample_{name}.parquet")
-
-
-def _values(table, column: str) -> np.ndarray:
-    array = table.column(column)
-    if column in contract.CATEGORICAL_FEATURES:
-        return array.to_pandas().to_numpy(dtype=object)
-    return array.to_numpy(zero_copy_only=False)
 
 
 @dg.asset(group_name=GROUP, partitions_def=inference_batches, kinds={"evidently"}, deps=[drift_report])

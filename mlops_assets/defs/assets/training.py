@@ -9,7 +9,7 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from mlops_assets import contract, model_registry
-from mlops_assets.extracts import ExtractError, check_extract, list_extracts, typed_select
+from mlops_assets.extracts import ExtractError, check_extract, list_extracts, load_extracts
 from mlops_assets.settings import PipelineSettings
 from mlops_assets.training_window import admit_labeled_batch
 from mlops_assets.warehouse import champion, record_model, replace_table
@@ -54,14 +54,10 @@ def raw_training(
         )
     with warehouse.get_connection() as con:
         try:
-            checks = [
-                check_extract(con, path, with_target=True, max_invalid_share=settings.max_invalid_share)
-                for path in files
-            ]
+            checks = load_extracts(con, "raw_training", files, with_target=True, max_invalid_share=settings.max_invalid_share)
         except ExtractError as exc:
             raise extract_failure(exc) from exc
-        select = typed_select(checks, dedupe=any(c.duplicate_keys for c in checks))
-        rows = replace_table(con, "raw_training", select)
+        rows = con.execute("SELECT count(*) FROM raw_training").fetchall()[0][0]
     extra = sorted({c for check in checks for c in check.extra_columns})
     if extra:
         context.log.warning(f"ignored columns not in the contract: {', '.join(extra)}")
@@ -135,10 +131,13 @@ def _train_and_register(context: dg.AssetExecutionContext, settings: PipelineSet
     with warehouse.get_connection() as con:
         files = dict(con.execute("SELECT source_file, any_value(split) FROM features GROUP BY ALL").fetchall())
         train_available = con.execute("SELECT count(*) FROM features WHERE split = 'train'").fetchall()[0][0]
-        # a uniform sample keeps probabilities calibrated (business value multiplies them)
-        train = con.sql(
+        # a uniform sample keeps probabilities calibrated (business value multiplies them); ordering
+        # by a seeded hash of the row's identity makes it repeatable whatever order rows are stored
+        # in, and is ~10x faster than DuckDB's single-threaded reservoir sample (17 s at full scale)
+        train = con.execute(
             f"SELECT {columns} FROM features WHERE split = 'train' "
-            f"USING SAMPLE reservoir({settings.max_training_rows} ROWS) REPEATABLE ({settings.random_seed})"
+            "ORDER BY hash(source_file, key_value, $seed) LIMIT $rows",
+            {"seed": settings.random_seed, "rows": settings.max_training_rows},
         ).to_arrow_table().to_pandas()
         test = con.sql(f"SELECT {columns} FROM features WHERE split = 'test'").to_arrow_table().to_pandas()
     training_files = sorted(files, key=contract.extract_sort_key)
