@@ -134,10 +134,10 @@ def _train_and_register(context: dg.AssetExecutionContext, settings: PipelineSet
         # a uniform sample keeps probabilities calibrated (business value multiplies them); ordering
         # by a seeded hash of the row's identity makes it repeatable whatever order rows are stored
         # in, and is ~10x faster than DuckDB's single-threaded reservoir sample (17 s at full scale)
-        train = con.execute(
+        train = con.sql(
             f"SELECT {columns} FROM features WHERE split = 'train' "
             "ORDER BY hash(source_file, key_value, $seed) LIMIT $rows",
-            {"seed": settings.random_seed, "rows": settings.max_training_rows},
+            params={"seed": settings.random_seed, "rows": settings.max_training_rows},
         ).to_arrow_table().to_pandas()
         test = con.sql(f"SELECT {columns} FROM features WHERE split = 'test'").to_arrow_table().to_pandas()
     training_files = sorted(files, key=contract.extract_sort_key)
