@@ -38,6 +38,17 @@ def unchanged_for(path: Path) -> float:
     return time.time() - path.stat().st_mtime
 
 
+def renamed_after_last_write(path: Path) -> bool:
+    """Whether the file was renamed into place (or chmod-ed, touched) after its data was last written.
+
+    Every write sets the inode's change time equal to its modification time, so a later change time
+    means nothing has been written since: an atomic drop (written under a hidden name, then renamed)
+    is complete the moment it appears. A plain copy in progress keeps the two equal.
+    """
+    stat = path.stat()
+    return stat.st_ctime_ns > stat.st_mtime_ns
+
+
 def reject(path: Path, reason: str) -> Path:
     """Move a bad file to `rejected/` beside it with `<file>.reason.txt`; never overwrite an earlier one."""
     target_dir = path.parent / REJECTED

@@ -43,7 +43,8 @@ class PipelineSettings(dg.ConfigurableResource):
     """Share of non-numeric values in one numeric column above which a file is rejected."""
     file_settle_seconds: float = 3.0
     """An inference file unchanged for this long when the sensor first sees it is scored at once;
-    a younger one waits for the next tick (~5 s) to show it stopped growing."""
+    a younger one waits for the next tick (~5 s) to show it stopped growing, unless it was renamed
+    into place after its last write (an atomic drop, scored at once)."""
     random_seed: int = 42
 
     @classmethod

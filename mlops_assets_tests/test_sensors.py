@@ -3,6 +3,7 @@
 import json
 import os
 import shutil
+import time
 
 import dagster as dg
 import pytest
@@ -59,6 +60,15 @@ def test_a_file_settled_before_first_sight_is_requested_at_once(instance, folder
     os.utime(path, ns=(settled, settled))
     requests, cursor, added = tick(instance, folder, None)
     assert [r.partition_key for r in requests] == ["p5_extrac"] and added == ["p5_extrac"]
+    assert tick(instance, folder, cursor)[0] == []
+
+
+def test_an_atomic_drop_is_requested_at_first_sight(instance, folder):
+    staged = drop(folder, ".p5_extrac.csv.tmp")
+    time.sleep(0.05)  # the rename lands on a later clock tick than the last write
+    os.replace(staged, folder.inference_dir / "p5_extrac.csv")
+    requests, cursor, _ = tick(instance, folder, None)
+    assert [r.partition_key for r in requests] == ["p5_extrac"]
     assert tick(instance, folder, cursor)[0] == []
 
 

@@ -19,8 +19,9 @@ def _folder_decisions(cursor: dict, files: list, already_scored: set[str], settl
     """Which files to score now, and the next cursor.
 
     A file is requested once its signature (name, size, mtime) was the same at the previous tick,
-    or at first sight when it has not been written for `settle_seconds` (an atomic drop, or a copy
-    that finished a while ago): a file still being copied keeps changing and waits. `seen` maps
+    or at first sight when it was renamed into place after its last write (an atomic drop) or has
+    not been written for `settle_seconds` (a copy that finished a while ago): a file still being
+    copied keeps changing and waits. `seen` maps
     file name -> the signature that was scored, so the same file is scored once and a replaced file again.
     """
     first_tick = "seen" not in cursor
@@ -30,7 +31,7 @@ def _folder_decisions(cursor: dict, files: list, already_scored: set[str], settl
     for path in files:
         try:
             signature = inference_folder.signature(path)
-            settled = inference_folder.unchanged_for(path) >= settle_seconds
+            settled = inference_folder.renamed_after_last_write(path) or inference_folder.unchanged_for(path) >= settle_seconds
         except FileNotFoundError:  # moved away between listing and stat
             continue
         if first_tick and inference_folder.batch_key(path) in already_scored:
@@ -50,8 +51,8 @@ def _folder_decisions(cursor: dict, files: list, already_scored: set[str], settl
     job=batch_job,
     minimum_interval_seconds=3,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Scores each new or replaced CSV in the inference folder once its size and mtime are stable "
-    "(unchanged since the previous tick, or for file_settle_seconds at first sight).",
+    description="Scores each new or replaced CSV in the inference folder once it is complete: renamed into place "
+    "after its last write, unchanged for file_settle_seconds at first sight, or unchanged since the previous tick.",
 )
 def inference_folder_sensor(context: dg.SensorEvaluationContext, settings: PipelineSettings) -> dg.SensorResult:
     cursor = json.loads(context.cursor) if context.cursor else {}
