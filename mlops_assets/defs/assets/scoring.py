@@ -49,15 +49,16 @@ def predictions(
         except ExtractError as exc:
             inference_folder.reject(path, exc.problem)
             raise extract_failure(exc) from exc
-        frame = table.to_pandas()
         current = champion(con)
     if current is None:
         raise dg.Failure(description="there is no champion model yet: materialize `model` first")
     version, threshold = current.version, current.decision_threshold
     pipeline = model_registry.deserialize(current.pipeline_skops)
-    probability = pipeline.predict_proba(training.model_inputs(frame))[:, 1]
+    # only the columns each use needs go to pandas; the model's in contract order, so none is copied again
+    features = training.model_inputs(table.select(list(contract.MODEL_FEATURES)).to_pandas())
+    probability = pipeline.predict_proba(features)[:, 1]
     unseen = {k: n for k, n in check.categories.items() if k not in training.known_categories(pipeline)}
-    scored = frame.loc[:, list(PREDICTION_COLUMNS)].assign(
+    scored = table.select(list(PREDICTION_COLUMNS)).to_pandas().assign(
         batch=batch,
         source_file=path.name,
         probability=probability,
