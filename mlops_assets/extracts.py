@@ -58,6 +58,32 @@ class ExtractCheck:
     def has_target(self) -> bool:
         return contract.TARGET in self.columns
 
+    @classmethod
+    def of(
+        cls,
+        path: Path,
+        header: list[str],
+        sha256: str,
+        *,
+        rows: int,
+        invalid_values: dict[str, int],
+        duplicate_keys: int,
+        histogram: dict | None,
+    ) -> "ExtractCheck":
+        """The check of a file with this header and these counts; the column lists follow from the header."""
+        return cls(
+            path,
+            rows,
+            tuple(c for c in header if c not in contract.ALL_COLUMNS),
+            invalid_values,
+            int(duplicate_keys),
+            {str(k): int(v) for k, v in (histogram or {}).items()},
+            tuple(c for c in contract.ALL_COLUMNS if c in header),
+            tuple(header),
+            sha256,
+            path.stat().st_size,
+        )
+
 
 def _csv_source(path: Path, header: list[str], types: dict[str, str] | None = None) -> str:
     """One file in the contract's dialect: comma-separated, double quotes, a header row.
@@ -164,7 +190,7 @@ def check_extract(
     except duckdb.Error as exc:
         raise ExtractError(path, _explain_reader_error(exc)) from exc
     rows, duplicates, *counts = row
-    categories = {str(k): int(v) for k, v in (counts.pop() or {}).items()}
+    histogram = counts.pop()
     bad_target = counts.pop() if target_check else 0
     if rows == 0:
         raise ExtractError(path, "has a header but no data rows")
@@ -179,10 +205,7 @@ def check_extract(
             f"non-numeric values in numeric column(s) {worst}: more than {max_invalid_share:.0%} of rows; "
             "fix the export (decimal separator, quoting, shifted columns)",
         )
-    extra = tuple(c for c in header if c not in contract.ALL_COLUMNS)
-    return ExtractCheck(
-        path, rows, extra, invalid, int(duplicates), categories, tuple(known), tuple(header), sha256, path.stat().st_size
-    )
+    return ExtractCheck.of(path, header, sha256, rows=rows, invalid_values=invalid, duplicate_keys=duplicates, histogram=histogram)
 
 
 def _explain_reader_error(exc: duckdb.Error) -> str:
@@ -267,12 +290,9 @@ def _native_select(path: Path, header: list[str]) -> str:
     """SQL reading a file with each contract column parsed by the CSV reader as its own type, plus
     `source_file`. Faster than reading text and casting, and strict: a value that does not parse
     fails the whole query instead of becoming null, so only clean files get through."""
-    types = {name: contract.COLUMN_TYPES.get(name, "VARCHAR") for name in header}
-    source = _csv_source(path, header, types)
-    columns = ", ".join(
-        _ident(c) if c in types else f"CAST(NULL AS {contract.COLUMN_TYPES[c]}) AS {_ident(c)}" for c in contract.ALL_COLUMNS
-    )
-    return f"SELECT {columns}, parse_filename(filename) AS source_file FROM {source}"
+    source = _csv_source(path, header, {name: contract.COLUMN_TYPES.get(name, "VARCHAR") for name in header})
+    present = tuple(c for c in contract.ALL_COLUMNS if c in header)
+    return f"SELECT {_typed_columns(present, parsed=True)}, parse_filename(filename) AS source_file FROM {source}"
 
 
 def _clean_checks(
@@ -297,31 +317,19 @@ def _clean_checks(
         has_target = contract.TARGET in header
         if duplicates or bad_labels or (has_target and labels != rows):
             return None
-        checks.append(
-            ExtractCheck(
-                path,
-                rows,
-                tuple(c for c in header if c not in contract.ALL_COLUMNS),
-                {},
-                0,
-                {str(k): int(v) for k, v in (histogram or {}).items()},
-                tuple(c for c in contract.ALL_COLUMNS if c in header),
-                tuple(header),
-                sha256,
-                path.stat().st_size,
-            )
-        )
+        checks.append(ExtractCheck.of(path, header, sha256, rows=rows, invalid_values={}, duplicate_keys=0, histogram=histogram))
     return checks
 
 
-def _typed_columns(present: tuple[str, ...]) -> str:
-    """Every contract column cast to its type; an optional column the file lacks (`target`) is null."""
+def _typed_columns(present: tuple[str, ...], *, parsed: bool = False) -> str:
+    """Every contract column cast to its type (as is when the reader already `parsed` it as that
+    type); an optional column the file lacks (`target`) is null."""
     casts = []
     for c in contract.ALL_COLUMNS:
         kind = contract.COLUMN_TYPES[c]
         if c not in present:
             expr = f"CAST(NULL AS {kind})"
-        elif kind == "VARCHAR":
+        elif parsed or kind == "VARCHAR":
             expr = _ident(c)
         else:
             expr = f"TRY_CAST(TRY_CAST({_ident(c)} AS DOUBLE) AS {kind})"

@@ -33,20 +33,16 @@ def signature(path: Path) -> str:
     return f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}"
 
 
-def unchanged_for(path: Path) -> float:
-    """Seconds since the file was last written (negative if its mtime is in the future)."""
-    return time.time() - path.stat().st_mtime
-
-
-def renamed_after_last_write(path: Path) -> bool:
-    """Whether the file was renamed into place (or chmod-ed, touched) after its data was last written.
+def finished_writing(path: Path, settle_seconds: float) -> bool:
+    """Whether the file looks complete at first sight: renamed into place (or chmod-ed, touched)
+    after its data was last written, or not written for `settle_seconds`.
 
     Every write sets the inode's change time equal to its modification time, so a later change time
     means nothing has been written since: an atomic drop (written under a hidden name, then renamed)
     is complete the moment it appears. A plain copy in progress keeps the two equal.
     """
     stat = path.stat()
-    return stat.st_ctime_ns > stat.st_mtime_ns
+    return stat.st_ctime_ns > stat.st_mtime_ns or time.time() - stat.st_mtime >= settle_seconds
 
 
 def reject(path: Path, reason: str) -> Path:

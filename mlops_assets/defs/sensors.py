@@ -31,7 +31,7 @@ def _folder_decisions(cursor: dict, files: list, already_scored: set[str], settl
     for path in files:
         try:
             signature = inference_folder.signature(path)
-            settled = inference_folder.renamed_after_last_write(path) or inference_folder.unchanged_for(path) >= settle_seconds
+            settled = inference_folder.finished_writing(path, settle_seconds)
         except FileNotFoundError:  # moved away between listing and stat
             continue
         if first_tick and inference_folder.batch_key(path) in already_scored:
