@@ -85,7 +85,7 @@ class ExtractCheck:
         )
 
 
-def _csv_source(path: Path, header: list[str], types: dict[str, str] | None = None) -> str:
+def csv_source(path: Path, header: list[str], types: dict[str, str] | None = None) -> str:
     """One file in the contract's dialect: comma-separated, double quotes, a header row.
 
     The header we parsed names the columns and the sniffer is off, so every row must have exactly
@@ -93,18 +93,18 @@ def _csv_source(path: Path, header: list[str], types: dict[str, str] | None = No
     read as text unless `types` says otherwise.
     """
     types = types or {}
-    columns = ", ".join(f"{_sql_literal(name)}: '{types.get(name, 'VARCHAR')}'" for name in header)
+    columns = ", ".join(f"{sql_literal(name)}: '{types.get(name, 'VARCHAR')}'" for name in header)
     return (
-        f"read_csv({_sql_literal(str(path))}, columns={{{columns}}}, header=true, auto_detect=false, "
+        f"read_csv({sql_literal(str(path))}, columns={{{columns}}}, header=true, auto_detect=false, "
         "delim=',', quote='\"', escape='\"', strict_mode=true, null_padding=false, filename=true)"
     )
 
 
-def _sql_literal(text: str) -> str:
+def sql_literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _ident(name: str) -> str:
+def sql_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
@@ -174,21 +174,21 @@ def check_extract(
     known = [c for c in contract.ALL_COLUMNS if c in header]
     numeric = [c for c in contract.NUMERIC_COLUMNS if c in known]
     invalid_sql = ", ".join(
-        f"count(*) FILTER (WHERE {_ident(c)} IS NOT NULL AND TRY_CAST({_ident(c)} AS DOUBLE) IS NULL)" for c in numeric
+        f"count(*) FILTER (WHERE {sql_ident(c)} IS NOT NULL AND TRY_CAST({sql_ident(c)} AS DOUBLE) IS NULL)" for c in numeric
     )
     target_check = ""
     if contract.TARGET in known:
-        target_check = f", count(*) FILTER (WHERE {_ident(contract.TARGET)} IS NULL OR TRY_CAST({_ident(contract.TARGET)} AS DOUBLE) NOT IN (0, 1))"
+        target_check = f", count(*) FILTER (WHERE {sql_ident(contract.TARGET)} IS NULL OR TRY_CAST({sql_ident(contract.TARGET)} AS DOUBLE) NOT IN (0, 1))"
     category = contract.CATEGORICAL_FEATURES[0]
     query = f"""
         SELECT count(*), count(*) - count(DISTINCT key_value), {invalid_sql}{target_check},
-               histogram({_ident(category)})
-        FROM {_csv_source(path, header)}
+               histogram({sql_ident(category)})
+        FROM {csv_source(path, header)}
     """
     try:
         row = con.execute(query).fetchall()[0]
     except duckdb.Error as exc:
-        raise ExtractError(path, _explain_reader_error(exc)) from exc
+        raise ExtractError(path, explain_reader_error(exc)) from exc
     rows, duplicates, *counts = row
     histogram = counts.pop()
     bad_target = counts.pop() if target_check else 0
@@ -208,7 +208,7 @@ def check_extract(
     return ExtractCheck.of(path, header, sha256, rows=rows, invalid_values=invalid, duplicate_keys=duplicates, histogram=histogram)
 
 
-def _explain_reader_error(exc: duckdb.Error) -> str:
+def explain_reader_error(exc: duckdb.Error) -> str:
     text = str(exc)
     line = re.search(r"CSV Error on Line: (\d+)", text)
     where = f" (line {line.group(1)})" if line else ""
@@ -227,7 +227,7 @@ def typed_select(checks: list[ExtractCheck], *, dedupe: bool) -> str:
     row_number = ", row_number() OVER () AS file_row" if dedupe else ""
     union = " UNION ALL ".join(
         f"SELECT {_typed_columns(check.columns)}, parse_filename(filename) AS source_file{row_number} "
-        f"FROM {_csv_source(check.path, list(check.header))}"
+        f"FROM {csv_source(check.path, list(check.header))}"
         for check in checks
     )
     if not dedupe:
@@ -290,7 +290,7 @@ def _native_select(path: Path, header: list[str]) -> str:
     """SQL reading a file with each contract column parsed by the CSV reader as its own type, plus
     `source_file`. Faster than reading text and casting, and strict: a value that does not parse
     fails the whole query instead of becoming null, so only clean files get through."""
-    source = _csv_source(path, header, {name: contract.COLUMN_TYPES.get(name, "VARCHAR") for name in header})
+    source = csv_source(path, header, {name: contract.COLUMN_TYPES.get(name, "VARCHAR") for name in header})
     present = tuple(c for c in contract.ALL_COLUMNS if c in header)
     return f"SELECT {_typed_columns(present, parsed=True)}, parse_filename(filename) AS source_file FROM {source}"
 
@@ -300,7 +300,7 @@ def _clean_checks(
 ) -> list[ExtractCheck] | None:
     """What `check_extract` would report for files read by `_native_select` into `relation`, or
     None unless every file is clean: rows present, no repeated `key_value`, labels (if any) 0/1."""
-    category = _ident(contract.CATEGORICAL_FEATURES[0])
+    category = sql_ident(contract.CATEGORICAL_FEATURES[0])
     stats = {
         name: (rows, duplicates, labels, bad_labels, histogram)
         for name, rows, duplicates, labels, bad_labels, histogram in con.execute(
@@ -330,10 +330,10 @@ def _typed_columns(present: tuple[str, ...], *, parsed: bool = False) -> str:
         if c not in present:
             expr = f"CAST(NULL AS {kind})"
         elif parsed or kind == "VARCHAR":
-            expr = _ident(c)
+            expr = sql_ident(c)
         else:
-            expr = f"TRY_CAST(TRY_CAST({_ident(c)} AS DOUBLE) AS {kind})"
-        casts.append(f"{expr} AS {_ident(c)}")
+            expr = f"TRY_CAST(TRY_CAST({sql_ident(c)} AS DOUBLE) AS {kind})"
+        casts.append(f"{expr} AS {sql_ident(c)}")
     return ", ".join(casts)
 
 

@@ -7,6 +7,7 @@ load the code location (webserver, daemon, scoring runs before a model is needed
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -99,3 +100,48 @@ def deserialize(data: bytes) -> Any:
     import skops.io
 
     return skops.io.loads(data, trusted=SKOPS_TRUSTED_TYPES)
+
+
+def log_candidate(mlflow: Any, name: str, params: dict[str, Any], metrics: dict[str, float]) -> str:
+    """One candidate training set as a nested run under the active run; returns its run id."""
+    import mlflow as mlflow_module
+
+    with mlflow_module.start_run(run_name=name, nested=True) as run:
+        mlflow_module.log_params({k: str(v)[:500] for k, v in params.items()})
+        mlflow_module.log_metrics(metrics)
+    return run.info.run_id
+
+
+def log_data_files(mlflow: Any, files: list[dict[str, Any]], context: str) -> None:
+    """Record files as the active run's dataset inputs by content hash (`context`: training or
+    evaluation), so the MLflow run names exactly what the model learned from."""
+    from mlflow.data.dataset_source_registry import resolve_dataset_source
+    from mlflow.data.meta_dataset import MetaDataset
+
+    for item in files:
+        with warnings.catch_warnings():  # MLflow registers its local-file source twice and warns it picked one
+            warnings.simplefilter("ignore", UserWarning)
+            source = resolve_dataset_source(item["uri"])
+        dataset = MetaDataset(source, name=item["file_name"], digest=item["sha256"][:32])
+        mlflow.log_input(dataset, context=context, tags={"sha256": item["sha256"], "rows": str(item["rows"])})
+
+
+def restore_alias(tracking_uri: str, name: str, version: int | None) -> None:
+    """Put the `champion` alias back where it was (after a promotion that could not be committed)."""
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=tracking_uri)
+    if version is None:
+        client.delete_registered_model_alias(name, CHAMPION_ALIAS)
+    else:
+        client.set_registered_model_alias(name, CHAMPION_ALIAS, str(version))
+
+
+def alias_version(tracking_uri: str, name: str) -> int | None:
+    """The version MLflow's `champion` alias points at, or None."""
+    import mlflow
+
+    try:
+        return int(mlflow.MlflowClient(tracking_uri=tracking_uri).get_model_version_by_alias(name, CHAMPION_ALIAS).version)
+    except mlflow.exceptions.MlflowException:
+        return None

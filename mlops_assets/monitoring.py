@@ -39,12 +39,21 @@ def retraining_verdict(
     return RetrainingVerdict(True, True, "retraining due: " + "; ".join(reasons), concept_drift)
 
 
-def realized_auc(target: np.ndarray, probability: np.ndarray) -> float | None:
-    """The champion's AUC on a batch whose labels have arrived; None without labels or with one class."""
-    from sklearn.metrics import roc_auc_score
+def realized_performance(target: np.ndarray, probability: np.ndarray) -> dict[str, float] | None:
+    """How the scoring model did on the rows whose outcome is known (NaN target = not known yet):
+    ROC AUC, top-decile lift and positives, calibration error. None without labels or with one class."""
+    from mlops_assets import training
 
     target = np.asarray(target, dtype=np.float64)
     labeled = ~np.isnan(target)
-    if labeled.sum() == 0 or labeled.mean() < 1.0 or len(np.unique(target[labeled])) < 2:
+    if labeled.sum() == 0 or len(np.unique(target[labeled])) < 2:
         return None
-    return float(roc_auc_score(target, probability))
+    y, p = target[labeled].astype(np.int64), np.asarray(probability, dtype=np.float64)[labeled]
+    metrics = training.evaluate(y, p)
+    return {
+        "roc_auc": metrics["roc_auc"],
+        "top_decile_lift": metrics["top_decile_lift"],
+        "top_decile_positives": float(y[training.top_share_mask(p)].sum()),
+        "calibration_error": training.calibration_error(y, p),
+        "labeled_rows": float(labeled.sum()),
+    }

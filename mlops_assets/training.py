@@ -136,3 +136,119 @@ def known_categories(pipeline: Pipeline) -> set[str]:
     """Values of the categorical feature the fitted pipeline has seen; anything else is scored as missing."""
     encoder = pipeline.named_steps["encode"].named_transformers_["categorical"]
     return {c for c in encoder.categories_[0] if c is not None}
+
+
+def held_out(key_value: pd.Series, *, seed: int, share: float) -> np.ndarray:
+    """Which rows of a batch are held out: a seeded hash of `key_value`, so the same customer always
+    falls on the same side whatever the row order, and a rerun splits exactly as before."""
+    hashed = pd.util.hash_pandas_object(key_value.astype(str), index=False, hash_key=f"{seed:016d}"[-16:]).to_numpy()
+    return (hashed % 10_000) < round(share * 10_000)
+
+
+@dataclasses.dataclass(frozen=True)
+class Candidate:
+    """One training set a retraining run tries: which train rows, and how much each one counts."""
+
+    name: str
+    description: str
+    rows: np.ndarray
+    """Positions in the train frame."""
+    sample_weight: np.ndarray | None
+
+
+def candidate_training_sets(
+    month_age: np.ndarray, in_uniform_sample: np.ndarray, *, retraining: bool, min_rows: int, recency_half_life: float = 1.0
+) -> list[Candidate]:
+    """The training sets a run compares: only `window_uniform` in ordinary training, all three in a
+    retraining run.
+
+    `month_age` is 0 for the newest labeled month in the train split (in a retraining run, the part of
+    the triggering batch it may learn from), 1 for the month before, ...; `in_uniform_sample` marks
+    the rows of the uniform window sample (the newest month is loaded whole besides it).
+    - `window_uniform`: the window's uniform sample, every row counting the same (what ordinary training fits);
+    - `recent_weighted`: the sample plus the whole newest month, a row's weight halving with every
+      `recency_half_life` months of age, so the model follows a change without forgetting the rest;
+    - `newest_only`: the newest month alone, when it has at least `min_rows` rows (a new concept).
+    """
+    uniform = np.flatnonzero(in_uniform_sample)
+    candidates = [Candidate("window_uniform", "the whole window, sampled uniformly", uniform, None)]
+    if not retraining:
+        return candidates
+    weighted = np.flatnonzero(in_uniform_sample | (month_age == 0))
+    weight = 0.5 ** (month_age[weighted] / recency_half_life)
+    candidates.append(
+        Candidate(
+            "recent_weighted",
+            f"the window with the newest month whole, weights halving every {recency_half_life:g} month(s) of age",
+            weighted,
+            weight / weight.mean(),
+        )
+    )
+    newest = np.flatnonzero(month_age == 0)
+    if len(newest) >= min_rows:
+        candidates.append(Candidate("newest_only", f"the newest labeled month alone ({len(newest):,} rows)", newest, None))
+    return candidates
+
+
+@dataclasses.dataclass(frozen=True)
+class CandidateResult:
+    candidate: Candidate
+    pipeline: Pipeline
+    probability: np.ndarray
+    """On the evaluation rows."""
+    metrics: dict[str, float]
+
+
+def fit_candidate(
+    candidate: Candidate, train: pd.DataFrame, train_target: np.ndarray, test: pd.DataFrame, test_target: np.ndarray, seed: int
+) -> CandidateResult:
+    """Fit one candidate and score it on the evaluation rows."""
+    pipeline = build_pipeline(seed)
+    fit_params = {} if candidate.sample_weight is None else {"classifier__sample_weight": candidate.sample_weight}
+    pipeline.fit(model_inputs(train.iloc[candidate.rows]), train_target[candidate.rows], **fit_params)
+    probability = pipeline.predict_proba(test)[:, 1]
+    return CandidateResult(candidate, pipeline, probability, evaluate(test_target, probability))
+
+
+def choose_winner(results: list[CandidateResult]) -> tuple[CandidateResult, str]:
+    """The candidate with the best ROC AUC on the evaluation rows; on a tie, the earlier (simpler) one."""
+    best = max(range(len(results)), key=lambda i: (round(results[i].metrics["roc_auc"], 4), -i))
+    winner = results[best]
+    scores = ", ".join(f"{r.candidate.name} {r.metrics['roc_auc']:.4f}" for r in results)
+    if len(results) == 1:
+        return winner, f"{winner.candidate.name}: the only candidate (AUC {winner.metrics['roc_auc']:.4f})"
+    return winner, f"{winner.candidate.name}: best ROC AUC on the evaluation rows ({scores})"
+
+
+def expected_roc_auc(probability: np.ndarray) -> float:
+    """The ROC AUC a calibrated model should reach on these rows, from its probabilities alone
+    (confidence-based performance estimation, as NannyML's CBPE): row i counts as p_i of a positive
+    and 1 - p_i of a negative, and the AUC is the expected share of (positive, negative) pairs the
+    scores order correctly. It sees covariate shift; it cannot see a changed relation to `target`."""
+    p = np.sort(np.asarray(probability, dtype=np.float64))
+    values, starts = np.unique(p, return_index=True)
+    positive = np.add.reduceat(p, starts)
+    negative = np.add.reduceat(1 - p, starts)
+    self_pairs = np.add.reduceat(p * (1 - p), starts)
+    negatives_below = np.cumsum(negative) - negative
+    concordant = (positive * negatives_below).sum() + 0.5 * (positive * negative - self_pairs).sum()
+    pairs = p.sum() * (1 - p).sum() - (p * (1 - p)).sum()
+    return float(concordant / pairs) if pairs > 0 else float("nan")
+
+
+def expected_top_decile_positives(probability: np.ndarray) -> float:
+    """Positives a calibrated model expects among the top decile it would contact."""
+    probability = np.asarray(probability, dtype=np.float64)
+    return float(probability[top_share_mask(probability)].sum())
+
+
+def calibration_error(y_true: np.ndarray, probability: np.ndarray, bins: int = 10) -> float:
+    """Expected calibration error over `bins` equal-count bins of probability: the label-free
+    estimate is only as good as this is small."""
+    probability = np.asarray(probability, dtype=np.float64)
+    order = np.argsort(probability, kind="stable")
+    error = 0.0
+    for part in np.array_split(order, bins):
+        if len(part):
+            error += len(part) * abs(probability[part].mean() - np.asarray(y_true)[part].mean())
+    return float(error / len(probability))

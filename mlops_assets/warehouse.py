@@ -6,7 +6,10 @@ or one row is appended. Readers see the old state until the commit.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import re
+from collections.abc import Callable
 from typing import Any
 
 import duckdb
@@ -32,9 +35,82 @@ CREATE TABLE IF NOT EXISTS model (
     promoted BOOLEAN,
     promoted_at TIMESTAMP,
     promotion_reason VARCHAR,
-    pipeline_skops BLOB
+    pipeline_skops BLOB,
+    gate_passed BOOLEAN,
+    candidate VARCHAR,
+    candidate_reason VARCHAR,
+    evaluation VARCHAR,
+    evaluation_sha256 VARCHAR,
+    estimated_auc DOUBLE,
+    calibration_error DOUBLE
 )
 """
+"""One row per trained version. `gate_passed`: the promotion gate's verdict; `promoted` turns true
+only when the `champion` asset has made it the champion (table `champion`, MLflow alias)."""
+
+MODEL_CANDIDATES_DDL = """
+CREATE TABLE IF NOT EXISTS model_candidates (
+    version INTEGER,
+    candidate VARCHAR,
+    description VARCHAR,
+    train_rows BIGINT,
+    weighted BOOLEAN,
+    roc_auc DOUBLE,
+    top_decile_lift DOUBLE,
+    calibration_error DOUBLE,
+    won BOOLEAN,
+    mlflow_run_id VARCHAR
+)
+"""
+"""Every candidate training set a version's run fitted, with its metrics on the evaluation rows."""
+
+MODEL_DATA_DDL = """
+CREATE TABLE IF NOT EXISTS model_data (
+    version INTEGER,
+    role VARCHAR,
+    file_name VARCHAR,
+    sha256 VARCHAR,
+    rows BIGINT
+)
+"""
+"""What each version learned from (`role` = 'train') and was evaluated on ('evaluation'): content
+hashes, so the data behind a model is known after the window moved on."""
+
+TRAINING_WINDOW_DDL = """
+CREATE TABLE IF NOT EXISTS training_window (
+    file_name VARCHAR,
+    sha256 VARCHAR,
+    size_bytes BIGINT,
+    rows BIGINT,
+    admitted BOOLEAN
+)
+"""
+"""The extracts `raw_training` holds now; `admitted` marks the batch a retraining run admitted."""
+
+CHAMPION_DDL = """
+CREATE TABLE IF NOT EXISTS champion (
+    version INTEGER,
+    candidate VARCHAR,
+    reason VARCHAR,
+    reference VARCHAR,
+    reference_rows BIGINT,
+    promoted_at TIMESTAMP,
+    dagster_run_id VARCHAR
+)
+"""
+"""One row per promotion, newest last: the version that scores batches is the newest row."""
+
+BATCH_LABELS_DDL = """
+CREATE TABLE IF NOT EXISTS batch_labels (
+    batch VARCHAR,
+    key_value VARCHAR,
+    target INTEGER,
+    labels_file VARCHAR,
+    labels_sha256 VARCHAR,
+    received_at TIMESTAMP
+)
+"""
+"""Outcomes that arrived after a batch was scored (`data/raw/labels/<batch>.csv`)."""
 
 
 PREDICTIONS_DDL = """
@@ -122,7 +198,16 @@ CREATE TABLE IF NOT EXISTS drift_history (
     retraining VARCHAR,
     reference_rows BIGINT,
     current_rows BIGINT,
-    judged_at TIMESTAMP
+    judged_at TIMESTAMP,
+    reference VARCHAR,
+    labels_source VARCHAR,
+    labeled_rows BIGINT,
+    estimated_auc DOUBLE,
+    estimated_top_decile_positives DOUBLE,
+    realized_top_decile_positives BIGINT,
+    realized_lift DOUBLE,
+    realized_calibration_error DOUBLE,
+    retraining_outcome VARCHAR
 )
 """
 
@@ -136,55 +221,108 @@ class Champion:
 
 
 def champion(con: duckdb.DuckDBPyConnection) -> Champion | None:
-    """The most recently promoted model version (MLflow's `champion` alias is set in the same step)."""
-    if not table_exists(con, "model"):
+    """The version that scores batches: the newest row of `champion` (its MLflow alias is set in the
+    same transaction). A warehouse from before the `champion` table falls back to `model.promoted`."""
+    if table_exists(con, "champion"):
+        query = (
+            "SELECT m.version, m.roc_auc, m.decision_threshold, m.pipeline_skops FROM champion c "
+            "JOIN model m USING (version) ORDER BY c.promoted_at DESC LIMIT 1"
+        )
+    elif table_exists(con, "model"):
+        query = (
+            "SELECT version, roc_auc, decision_threshold, pipeline_skops FROM model "
+            "WHERE promoted ORDER BY promoted_at DESC, version DESC LIMIT 1"
+        )
+    else:
         return None
-    rows = con.execute(
-        "SELECT version, roc_auc, decision_threshold, pipeline_skops FROM model "
-        "WHERE promoted ORDER BY promoted_at DESC, version DESC LIMIT 1"
-    ).fetchall()
+    rows = con.execute(query).fetchall()
     return Champion(*rows[0]) if rows else None
 
 
 def record_model(
-    con: duckdb.DuckDBPyConnection, row: dict[str, Any], reference_columns: list[str], test_scores: Any
+    con: duckdb.DuckDBPyConnection,
+    row: dict[str, Any],
+    candidates: list[dict[str, Any]],
+    data: list[dict[str, Any]],
+    evaluation_scores: Any,
 ) -> None:
-    """Add a model version; when it is promoted, also snapshot what drift is judged against:
-    its training rows (`drift_reference`) and its scores on the test month (`score_reference`)."""
+    """Add a trained version with its candidates, the hashes of its data, and its scores on the
+    evaluation rows (what the `champion` asset snapshots as `score_reference` if it is promoted)."""
+    with transaction(con):
+        for ddl in (MODEL_TABLE_DDL, MODEL_CANDIDATES_DDL, MODEL_DATA_DDL):
+            create_or_migrate(con, ddl)
+        insert_row(con, "model", row)
+        for candidate in candidates:
+            insert_row(con, "model_candidates", {"version": row["version"], **candidate})
+        for item in data:
+            insert_row(con, "model_data", {"version": row["version"], **item})
+        con.register("incoming_scores", evaluation_scores)
+        con.execute(
+            "CREATE OR REPLACE TABLE evaluation_scores AS SELECT probability, $v AS model_version FROM incoming_scores",
+            {"v": row["version"]},
+        )
+        con.unregister("incoming_scores")
+
+
+def promote(
+    con: duckdb.DuckDBPyConnection, row: dict[str, Any], reference_columns: list[str], publish: Callable[[], None]
+) -> None:
+    """Make `row['version']` the champion: its row in `champion`, `model.promoted`, and what drift is
+    judged against from now on (the rows it was evaluated on, `drift_reference`, and its scores
+    there, `score_reference`), in one transaction. `publish` (the MLflow alias) runs inside it, just
+    before the commit, so the warehouse and MLflow never disagree: a failed publish rolls back."""
+    version = row["version"]
+    with transaction(con):
+        create_or_migrate(con, CHAMPION_DDL)
+        insert_row(con, "champion", row)
+        con.execute("UPDATE model SET promoted = true, promoted_at = $t WHERE version = $v", {"t": row["promoted_at"], "v": version})
+        con.execute(
+            f"CREATE OR REPLACE TABLE drift_reference AS SELECT {', '.join(reference_columns)}, $v AS model_version "
+            "FROM features WHERE split = 'test'",
+            {"v": version},
+        )
+        con.execute(
+            "CREATE OR REPLACE TABLE score_reference AS SELECT probability, model_version FROM evaluation_scores "
+            "WHERE model_version = $v",
+            {"v": version},
+        )
+        publish()
+
+
+@contextlib.contextmanager
+def transaction(con: duckdb.DuckDBPyConnection):
+    """BEGIN ... COMMIT, or ROLLBACK on any exception."""
     con.execute("BEGIN TRANSACTION")
     try:
-        con.execute(MODEL_TABLE_DDL)
-        insert_row(con, "model", row)
-        if row["promoted"]:
-            columns = ", ".join(reference_columns)
-            con.execute(
-                f"CREATE OR REPLACE TABLE drift_reference AS SELECT {columns}, $v AS model_version "
-                "FROM features WHERE split = 'train'",
-                {"v": row["version"]},
-            )
-            con.register("test_scores", test_scores)
-            con.execute(
-                "CREATE OR REPLACE TABLE score_reference AS SELECT probability, $v AS model_version FROM test_scores",
-                {"v": row["version"]},
-            )
-            con.unregister("test_scores")
+        yield con
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
         raise
+
+
+def create_or_migrate(con: duckdb.DuckDBPyConnection, ddl: str) -> None:
+    """Create the table of `ddl`, or add the columns a newer release declares to an existing one
+    (new columns are NULL on old rows), so a warehouse written by an earlier release keeps working."""
+    con.execute(ddl)
+    table = re.search(r"CREATE TABLE IF NOT EXISTS (\w+)", ddl).group(1)
+    present = {
+        name for (name,) in con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = ? AND table_schema = 'main'", [table]
+        ).fetchall()
+    }
+    body = ddl[ddl.index("(") + 1 : ddl.rindex(")")]
+    for line in body.split(",\n"):
+        name, kind = line.strip().split(None, 1)
+        if name.strip('"') not in present:
+            con.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind.removesuffix(' PRIMARY KEY')}")
 
 
 def replace_table(con: duckdb.DuckDBPyConnection, table: str, select_sql: str, params: Any = None) -> int:
     """Replace `table` with the result of `select_sql` atomically; returns its row count."""
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         con.execute(f"CREATE OR REPLACE TABLE {table} AS {select_sql}", params)
-        rows = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
-    return rows
+        return con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
 
 
 def replace_batch(
@@ -194,21 +332,16 @@ def replace_batch(
 
     Other batches are untouched. `log` = (table, ddl, row) appends one row in the same transaction.
     """
-    con.execute("BEGIN TRANSACTION")
-    try:
-        con.execute(ddl)
+    with transaction(con):
+        create_or_migrate(con, ddl)
         con.execute(f"DELETE FROM {table} WHERE batch = ?", [batch])
         con.register("incoming_batch", rows)
         con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM incoming_batch")
         con.unregister("incoming_batch")
         if log is not None:
             log_table, log_ddl, log_row = log
-            con.execute(log_ddl)
+            create_or_migrate(con, log_ddl)
             insert_row(con, log_table, log_row)
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     return con.execute(f"SELECT count(*) FROM {table} WHERE batch = ?", [batch]).fetchall()[0][0]
 
 

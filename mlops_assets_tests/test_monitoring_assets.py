@@ -1,12 +1,16 @@
 """The closed loop, in process: drifted labeled batch -> drift_report -> retrain -> promote -> rescore."""
 
+import hashlib
 import shutil
 
 import dagster as dg
 import mlflow
 import numpy as np
+import pandas as pd
 import pytest
+from sklearn.metrics import roc_auc_score
 
+from mlops_assets import training
 from mlops_assets.defs.sensors import RETRAIN_BATCH_TAG, drift_retrain_sensor
 from mlops_assets.model_registry import CHAMPION_ALIAS
 from mlops_assets.sample_data import NUMERIC_SHIFTED, generate_month, write_extract
@@ -34,21 +38,39 @@ def _sensor_requests(instance, cursor=None):
     return result.run_requests or [], result.cursor
 
 
+BATCH_ROWS = 20_000
+"""A retraining batch as large as a training month, so half of it is enough to learn a new concept."""
+
+
 def _drop(settings, month, drift_scenario, labels, rows=8_000):
     sample = generate_month(month, rows, seed=19, drift=drift_scenario, with_target=labels)
     write_extract(sample, settings.inference_dir)
     return f"p{month}_extrac"
 
 
+def _retrain_and_rescore(settings, instance, cursor=None):
+    """Run what drift_retrain_sensor asks for until it asks for nothing more; returns the runs' jobs."""
+    jobs = []
+    while True:
+        requests, cursor = _sensor_requests(instance, cursor)
+        if not requests:
+            return jobs, cursor
+        for request in requests:
+            result = execute_request(settings, instance, request)
+            assert result.success, failure_text(result)
+            jobs.append((request.job_name, request.partition_key))
+
+
 def test_a_drifted_labeled_batch_is_retrained_promoted_and_rescored(loop):
     settings, instance = loop
-    batch = _drop(settings, 6, "numeric_shift", labels=True)
+    batch = _drop(settings, 6, "numeric_shift", labels=True, rows=BATCH_ROWS)
     scored = score_batch(settings, instance, batch, assets=None)  # the whole batch run, HTML report included
     assert scored.success, failure_text(scored)
-    [(drift_score, detected, retraining, champion)] = sql(
-        settings, "SELECT drift_score, drift_detected, retraining, champion_version FROM drift_history WHERE batch = ?", [batch]
+    [(drift_score, detected, retraining, champion, reference)] = sql(
+        settings, "SELECT drift_score, drift_detected, retraining, champion_version, reference FROM drift_history WHERE batch = ?", [batch]
     )
     assert drift_score > 0.15 and detected and retraining.startswith("retraining due") and champion == 1
+    assert reference == "champion v1's evaluation data: out-of-time month p4_extrac.csv (20,000 rows)"
     drifted = {c for (c,) in sql(settings, "SELECT \"column\" FROM drift_report WHERE batch = ? AND drifted", [batch])}
     assert drifted == set(NUMERIC_SHIFTED)
     assert settings.drift_flag_file.read_text() == "1\n"
@@ -56,18 +78,31 @@ def test_a_drifted_labeled_batch_is_retrained_promoted_and_rescored(loop):
     assert "SAMPLED REPORT" in html.read_text() and (settings.reports_dir / batch / "drift_report.json").stat().st_size > 0
 
     requests, cursor = _sensor_requests(instance)
-    assert [(r.job_name, r.run_key, r.tags[RETRAIN_BATCH_TAG]) for r in requests] == [("training_job", f"retrain-{batch}", batch)]
+    sha = hashlib.sha256((settings.inference_dir / f"{batch}.csv").read_bytes()).hexdigest()
+    assert [(r.job_name, r.run_key, r.tags[RETRAIN_BATCH_TAG]) for r in requests] == [("training_job", f"retrain-{batch}-{sha[:16]}", batch)]
     assert requests[0].run_config == {"ops": {"raw_training": {"config": {"admit_batch": batch}}}}
     retrained = execute_request(settings, instance, requests[0])
     assert retrained.success, failure_text(retrained)
     # the window moved: the labeled batch joined, the oldest extract was archived, not deleted
     assert sorted(p.name for p in settings.training_dir.glob("*.csv")) == ["p2_extrac.csv", "p3_extrac.csv", "p4_extrac.csv", f"{batch}.csv"]
     assert [p.name for p in settings.archive_dir.iterdir()] == ["p1_extrac.csv"]
-    [(version, promoted, reason, auc, champion_auc, test_file)] = sql(
-        settings, "SELECT version, promoted, promotion_reason, roc_auc, champion_auc_same_data, test_file FROM model WHERE version = 2"
+    # champion and challenger are compared on the held-out half of the batch; the other half is learned from
+    held = training.held_out(pd.Series([str(k) for k in _keys(settings, batch)]), seed=settings.random_seed, share=settings.holdout_share)
+    assert sql(settings, "SELECT source_file, split, count(*) FROM features WHERE source_file = ? GROUP BY ALL ORDER BY split", [f"{batch}.csv"]) == [
+        (f"{batch}.csv", "test", int(held.sum())), (f"{batch}.csv", "train", int((~held).sum()))]
+    assert 0.45 < held.mean() < 0.55
+    [(version, promoted, reason, auc, champion_auc, test_file, candidate, evaluation)] = sql(
+        settings, "SELECT version, promoted, promotion_reason, roc_auc, champion_auc_same_data, test_file, candidate, evaluation FROM model WHERE version = 2"
     )
-    assert test_file == f"{batch}.csv"  # judged out of time on the drifted month, like the champion
+    assert test_file == f"{batch}.csv" and evaluation == f"held-out 50% of {batch}.csv ({int(held.sum()):,} rows)"
     assert promoted and auc >= champion_auc - settings.promotion_tolerance, reason
+    candidates = sql(settings, "SELECT candidate, roc_auc, won FROM model_candidates WHERE version = 2 ORDER BY roc_auc DESC")
+    assert {c for c, _, _ in candidates} == {"window_uniform", "recent_weighted", "newest_only"}
+    assert candidates[0][0] == candidate and candidates[0][2] and candidates[0][1] == pytest.approx(auc)
+    client = mlflow.MlflowClient(tracking_uri=settings.tracking_uri)
+    parent = client.get_run(sql(settings, "SELECT run_id FROM model WHERE version = 2")[0][0])
+    children = client.search_runs([parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+    assert {(r.info.run_name, round(r.data.metrics["roc_auc"], 6)) for r in children} == {(c, round(a, 6)) for c, a, _ in candidates}
 
     requests, cursor = _sensor_requests(instance, cursor)
     assert [(r.job_name, r.partition_key, r.run_key) for r in requests] == [("batch_job", batch, f"rescore-{batch}-v2")]
@@ -75,26 +110,60 @@ def test_a_drifted_labeled_batch_is_retrained_promoted_and_rescored(loop):
     assert rescored.success, failure_text(rescored)
     assert sql(settings, "SELECT DISTINCT model_version FROM predictions WHERE batch = ?", [batch]) == [(2,)]
     assert sql(settings, "SELECT DISTINCT model_version FROM business_value WHERE batch = ?", [batch]) == [(2,)]
-    assert sql(settings, "SELECT champion_version FROM drift_history WHERE batch = ?", [batch]) == [(2,)]
-    client = mlflow.MlflowClient(tracking_uri=settings.tracking_uri)
+    [(champion, outcome)] = sql(settings, "SELECT champion_version, retraining_outcome FROM drift_history WHERE batch = ?", [batch])
+    assert champion == 2 and outcome.startswith(f"challenger v2 ({candidate}) promoted")
     assert int(client.get_model_version_by_alias(settings.registered_model_name, CHAMPION_ALIAS).version) == 2
-    # the rescoring run's drift report does not start a second retraining for the same batch
-    requests, _ = _sensor_requests(instance, cursor)
-    assert all(r.run_key == f"retrain-{batch}" for r in requests)
+    assert sql(settings, "SELECT version FROM champion ORDER BY promoted_at") == [(1,), (2,)]
+    # the rescoring run's drift report does not start a second retraining for the same labeled data
+    requests, cursor = _sensor_requests(instance, cursor)
+    assert requests == []
+
+    # the reference followed the champion: the next month from the same drifted world is not flagged
+    following = _drop(settings, 7, "numeric_shift", labels=False, rows=BATCH_ROWS)
+    assert score_batch(settings, instance, following, assets=WITHOUT_HTML_REPORT).success
+    [(drift_score, retraining, reference)] = sql(
+        settings, "SELECT drift_score, retraining, reference FROM drift_history WHERE batch = ?", [following]
+    )
+    assert drift_score <= 0.15 and retraining == "not due", (drift_score, retraining)
+    assert reference == f"champion v2's evaluation data: {evaluation}"
+    assert _sensor_requests(instance, cursor)[0] == []
+    # ...and a later change is still caught: the old world's months differ from the new reference
+    back = _drop(settings, 8, "none", labels=False, rows=BATCH_ROWS)
+    assert score_batch(settings, instance, back, assets=WITHOUT_HTML_REPORT).success
+    assert sql(settings, "SELECT drift_detected FROM drift_history WHERE batch = ?", [back]) == [(True,)]
 
 
-def test_concept_change_with_labels_records_the_auc_drop_and_requests_retraining(loop):
+def _keys(settings, batch):
+    return [k for (k,) in sql(settings, "SELECT key_value FROM raw_training WHERE source_file = ?", [f"{batch}.csv"])]
+
+
+def test_concept_change_is_learned_from_the_batch_that_triggered_retraining(loop):
+    """Same features, a new relation to the target: the challenger learns it from half of the batch
+    and beats the old champion on the other half by far more than 0.05, up to what the generator's
+    oracle allows."""
     settings, instance = loop
-    batch = _drop(settings, 6, "concept_change", labels=True)
+    sample = generate_month(6, BATCH_ROWS, seed=19, drift="concept_change", with_target=True)
+    write_extract(sample, settings.inference_dir)
+    batch = "p6_extrac"
     assert score_batch(settings, instance, batch, assets=WITHOUT_HTML_REPORT).success
-    [(drift_score, realized, champion_auc, concept, retraining)] = sql(
+    [(drift_score, realized, champion_test_auc, concept, retraining)] = sql(
         settings, "SELECT drift_score, realized_auc, champion_test_auc, concept_drift, retraining FROM drift_history"
     )
     assert drift_score <= 0.15  # the features did not move...
-    assert concept and realized < champion_auc - settings.auc_drop_tolerance  # ...the relation did
-    assert "realized AUC" in retraining
-    requests, _ = _sensor_requests(instance)
-    assert [r.run_key for r in requests] == [f"retrain-{batch}"]
+    assert concept and realized < champion_test_auc - settings.auc_drop_tolerance and "realized AUC" in retraining  # ...the relation did
+    jobs, _ = _retrain_and_rescore(settings, instance)
+    assert jobs == [("training_job", None), ("batch_job", batch)]
+    [(auc, champion_auc, candidate, promoted)] = sql(
+        settings, "SELECT roc_auc, champion_auc_same_data, candidate, promoted FROM model WHERE version = 2"
+    )
+    held = training.held_out(sample.table.column("key_value").to_pandas().astype(str), seed=settings.random_seed, share=settings.holdout_share)
+    target = sample.table.column("target").to_numpy()
+    oracle = roc_auc_score(target[held], sample.true_probability[held])
+    assert promoted and auc >= champion_auc + 0.05, (auc, champion_auc, candidate)
+    assert auc <= oracle + 0.01 and champion_auc < oracle - 0.2, (auc, champion_auc, oracle)
+    # the rescored batch is judged by the new champion, whose baseline is the new concept
+    [(realized, champion_test_auc, concept)] = sql(settings, "SELECT realized_auc, champion_test_auc, concept_drift FROM drift_history")
+    assert champion_test_auc == pytest.approx(auc) and not concept and realized > champion_auc + 0.05
 
 
 def test_drift_without_labels_is_recorded_and_does_not_retrain(loop):
@@ -145,3 +214,63 @@ def test_a_worse_challenger_is_not_promoted_and_scoring_keeps_the_champion(loop)
     assert int(client.get_model_version_by_alias(settings.registered_model_name, CHAMPION_ALIAS).version) == 1
     assert score_batch(settings, instance, "p5_extrac").success
     assert sql(settings, "SELECT DISTINCT model_version FROM predictions") == [(1,)]
+
+
+def _shuffle_labels(path, seed=0):
+    """Shuffle a CSV's `target` column in place: whoever learns from it learns noise."""
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    frame["target"] = np.random.default_rng(seed).permutation(frame["target"].to_numpy())
+    frame.to_csv(path, index=False)
+
+
+def test_a_retraining_whose_challenger_loses_keeps_the_champion_and_says_so(loop):
+    settings, instance = loop
+    batch = _drop(settings, 6, "numeric_shift", labels=True, rows=BATCH_ROWS)
+    _shuffle_labels(settings.inference_dir / f"{batch}.csv")  # the drifted month's labels are noise
+    assert score_batch(settings, instance, batch, assets=WITHOUT_HTML_REPORT).success
+    [request], cursor = _sensor_requests(instance)
+    retrained = execute_request(settings, instance, request)
+    assert not retrained.success  # the winner is below the AUC floor: its blocking check fails the run
+    [(gate_passed, promoted, reason)] = sql(settings, "SELECT gate_passed, promoted, promotion_reason FROM model WHERE version = 2")
+    assert not gate_passed and not promoted and "below the floor" in reason
+    assert sql(settings, "SELECT version FROM champion") == [(1,)]
+    client = mlflow.MlflowClient(tracking_uri=settings.tracking_uri)
+    assert int(client.get_model_version_by_alias(settings.registered_model_name, CHAMPION_ALIAS).version) == 1
+    [(outcome,)] = sql(settings, "SELECT retraining_outcome FROM drift_history WHERE batch = ?", [batch])
+    assert outcome.startswith("challenger v2") and "not promoted" in outcome
+    assert outcome.endswith("next batches are judged against champion v1's evaluation data: out-of-time month p4_extrac.csv (20,000 rows)")
+    requests, cursor = _sensor_requests(instance, cursor)
+    assert requests == []  # nothing to rescore
+    # judging the same batch again asks for the same run key, which Dagster runs only once: the same
+    # labeled data is not retrained on again and again
+    assert score_batch(settings, instance, batch, assets=WITHOUT_HTML_REPORT).success
+    [again], _ = _sensor_requests(instance, cursor)
+    assert again.run_key == request.run_key
+    assert sql(settings, "SELECT retraining_outcome FROM drift_history WHERE batch = ?", [batch]) == [(outcome,)]
+
+
+@pytest.mark.parametrize("scenario", ["none", "mild", "numeric_shift", "concept_change"])
+def test_the_label_free_estimate_matches_realized_auc_unless_the_concept_changed(loop, scenario):
+    """Expected ROC AUC from the champion's probabilities alone is within 0.02 of the AUC the labels
+    give, when only the features moved; it cannot see a changed relation to the target."""
+    settings, instance = loop
+    batch = _drop(settings, 6, scenario, labels=True, rows=BATCH_ROWS)
+    result = score_batch(settings, instance, batch, assets=WITHOUT_HTML_REPORT)
+    assert result.success
+    [(estimated, realized, estimated_top, realized_top)] = sql(
+        settings,
+        "SELECT estimated_auc, realized_auc, estimated_top_decile_positives, realized_top_decile_positives FROM drift_history",
+    )
+    [materialization] = result.asset_materializations_for_node("drift_report")
+    assert materialization.metadata["estimated_auc"].value == pytest.approx(estimated)
+    if scenario == "concept_change":
+        assert realized < estimated - 0.2  # the estimate still believes in the old relation
+    else:
+        assert abs(estimated - realized) <= 0.02, (estimated, realized)
+        assert abs(estimated_top - realized_top) <= 3 * np.sqrt(estimated_top), (estimated_top, realized_top)
+
+
+def test_the_champion_is_calibrated_on_its_evaluation_data(trained):
+    """The estimate relies on calibrated probabilities: checked on the rows the model was judged on."""
+    [(calibration, estimated, auc)] = sql(trained.settings, "SELECT calibration_error, estimated_auc, roc_auc FROM model WHERE version = 1")
+    assert calibration < 0.01 and abs(estimated - auc) < 0.02

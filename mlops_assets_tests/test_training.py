@@ -74,3 +74,61 @@ def test_promotion_gate(challenger, champion, promote):
     decision = training.promotion_decision(challenger, champion, auc_floor=0.65, tolerance=0.005)
     assert decision.promote is promote
     assert f"{challenger:.4f}" in decision.reason
+
+
+def test_the_held_out_part_is_a_seeded_hash_of_the_key():
+    keys = pd.Series([str(60_000_000 + i) for i in range(20_000)])
+    held = training.held_out(keys, seed=42, share=0.5)
+    assert 0.48 < held.mean() < 0.52
+    shuffled = keys.sample(frac=1, random_state=0)
+    assert (training.held_out(shuffled, seed=42, share=0.5) == held[shuffled.index]).all()  # row order does not matter
+    assert (training.held_out(keys, seed=43, share=0.5) != held).mean() > 0.4  # another seed, another split
+    assert 0.18 < training.held_out(keys, seed=42, share=0.2).mean() < 0.22
+
+
+def test_candidate_training_sets():
+    age = np.repeat([3, 2, 1, 0], [100, 100, 100, 60])
+    in_sample = np.r_[np.ones(300, bool), np.zeros(60, bool)]
+    [only] = training.candidate_training_sets(age, in_sample, retraining=False, min_rows=50)
+    assert only.name == "window_uniform" and (only.rows == np.arange(300)).all() and only.sample_weight is None
+    uniform, weighted, newest = training.candidate_training_sets(age, in_sample, retraining=True, min_rows=50)
+    assert (weighted.rows == np.arange(360)).all()
+    by_age = {a: weighted.sample_weight[age[weighted.rows] == a][0] for a in range(4)}
+    assert by_age[0] == pytest.approx(2 * by_age[1]) == pytest.approx(8 * by_age[3]) and weighted.sample_weight.mean() == pytest.approx(1)
+    assert newest.name == "newest_only" and (newest.rows == np.arange(300, 360)).all()
+    assert [c.name for c in training.candidate_training_sets(age, in_sample, retraining=True, min_rows=61)] == [
+        "window_uniform", "recent_weighted"]
+
+
+def test_a_candidate_that_learned_noise_never_wins():
+    """The newest month's labels are shuffled: the candidate that learns only from it scores like a
+    coin on a clean month and loses to the window."""
+    frames = [_frame(m, 8_000)[0] for m in (1, 2, 3, 4)]
+    frames[3]["target"] = np.random.default_rng(0).permutation(frames[3]["target"].to_numpy())
+    train = pd.concat(frames, ignore_index=True)
+    age = np.repeat([3, 2, 1, 0], 8_000)
+    test, _ = _frame(5, 8_000)
+    inputs = training.model_inputs(test[list(contract.MODEL_FEATURES)].copy())
+    candidates = training.candidate_training_sets(age, np.ones(len(train), bool), retraining=True, min_rows=5_000)
+    results = [training.fit_candidate(c, train, train["target"].to_numpy(), inputs, test["target"].to_numpy(), 42) for c in candidates]
+    winner, reason = training.choose_winner(results)
+    noise = next(r for r in results if r.candidate.name == "newest_only")
+    assert winner.candidate.name != "newest_only" and abs(noise.metrics["roc_auc"] - 0.5) < 0.05
+    assert reason.startswith(f"{winner.candidate.name}: best ROC AUC") and "newest_only" in reason
+
+
+def test_expected_roc_auc_equals_the_auc_labels_drawn_from_the_probabilities_give():
+    rng = np.random.default_rng(1)
+    probability = rng.beta(0.6, 12, 200_000)
+    realized = [roc_auc_score(rng.random(probability.size) < probability, probability) for _ in range(5)]
+    assert training.expected_roc_auc(probability) == pytest.approx(np.mean(realized), abs=0.003)
+    assert training.expected_roc_auc(np.full(1_000, 0.1)) == pytest.approx(0.5)  # ties: no ordering at all
+    assert training.expected_top_decile_positives(np.r_[np.full(90, 0.0), np.full(10, 0.5)]) == pytest.approx(5.0)
+
+
+def test_calibration_error():
+    rng = np.random.default_rng(2)
+    probability = rng.beta(1, 20, 100_000)
+    outcome = rng.random(probability.size) < probability
+    assert training.calibration_error(outcome, probability) < 0.003
+    assert training.calibration_error(outcome, probability * 2) > 0.03

@@ -1,5 +1,6 @@
 """The training half of the graph, materialized for real against DuckDB and MLflow files."""
 
+import hashlib
 import re
 import shutil
 from pathlib import Path
@@ -59,12 +60,35 @@ def test_model_is_logged_registered_and_promoted(trained):
     assert roc_auc_score(test["target"], probability) == pytest.approx(auc)
 
 
+def test_the_data_behind_the_champion_is_known_by_content_hash(trained):
+    """Each file the model learned from, and its evaluation month, by SHA-256, in the warehouse and
+    as the MLflow run's dataset inputs; ordinary training fits one candidate, out of time."""
+    settings = trained.settings
+    expected = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in settings.training_dir.glob("*.csv")}
+    rows = sql(settings, "SELECT role, file_name, sha256, rows FROM model_data WHERE version = 1 ORDER BY role, file_name")
+    assert rows == [("evaluation", "p4_extrac.csv", expected["p4_extrac.csv"], TEST_ROWS)] + [
+        ("train", f"p{m}_extrac.csv", expected[f"p{m}_extrac.csv"], TEST_ROWS) for m in (1, 2, 3)
+    ]
+    [(run_id, candidate, evaluation, evaluation_sha)] = sql(settings, "SELECT run_id, candidate, evaluation, evaluation_sha256 FROM model")
+    assert candidate == "window_uniform" and evaluation.startswith("out-of-time month p4_extrac.csv")
+    assert evaluation_sha == expected["p4_extrac.csv"]
+    assert sql(settings, "SELECT candidate, won FROM model_candidates") == [("window_uniform", True)]
+    inputs = mlflow.MlflowClient(tracking_uri=settings.tracking_uri).get_run(run_id).inputs.dataset_inputs
+    logged = {(i.dataset.name, {t.key: t.value for t in i.tags}["mlflow.data.context"], {t.key: t.value for t in i.tags}["sha256"]) for i in inputs}
+    assert logged == {(name, "evaluation" if name == "p4_extrac.csv" else "training", sha) for name, sha in expected.items()}
+    [(version, reference, reference_rows)] = sql(settings, "SELECT version, reference, reference_rows FROM champion")
+    assert (version, reference_rows) == (1, TEST_ROWS) and "p4_extrac.csv" in reference
+    # drift is judged against the data the champion was evaluated on: the out-of-time month
+    assert sql(settings, "SELECT count(*), any_value(model_version) FROM drift_reference") == [(TEST_ROWS, 1)]
+
+
 def test_asset_checks_pass(trained):
     evaluations = {e.check_name: e.passed for e in trained.result.get_asset_check_evaluations()}
     assert evaluations == {
         "raw_training_matches_contract": True,
         "target_rate_is_plausible": True,
         "model_auc_above_floor": True,
+        "champion_matches_mlflow_alias": True,
     }
 
 

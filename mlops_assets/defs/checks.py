@@ -4,15 +4,16 @@
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from mlops_assets import contract
-from mlops_assets.defs.assets.training import model, raw_training
+from mlops_assets import contract, model_registry
+from mlops_assets.defs.assets.training import champion, model, raw_training
+from mlops_assets.warehouse import champion as current_champion
 from mlops_assets.settings import PipelineSettings
 
 TARGET_RATE_BOUNDS = (0.001, 0.30)
 """A cross-sell label outside these rates means a broken extract (or a changed label definition)."""
 
 
-@dg.asset_check(asset=raw_training, blocking=True)
+@dg.asset_check(asset=raw_training, blocking=True, pool="duckdb")
 def raw_training_matches_contract(warehouse: DuckDBResource) -> dg.AssetCheckResult:
     """All 69 contract columns with their types, rows present, `key_value` unique within each file."""
     with warehouse.get_connection() as con:
@@ -27,7 +28,7 @@ def raw_training_matches_contract(warehouse: DuckDBResource) -> dg.AssetCheckRes
     )
 
 
-@dg.asset_check(asset=raw_training)
+@dg.asset_check(asset=raw_training, pool="duckdb")
 def target_rate_is_plausible(warehouse: DuckDBResource) -> dg.AssetCheckResult:
     """Per file positive rate within the bounds a few-percent cross-sell label can have."""
     with warehouse.get_connection() as con:
@@ -41,7 +42,7 @@ def target_rate_is_plausible(warehouse: DuckDBResource) -> dg.AssetCheckResult:
     )
 
 
-@dg.asset_check(asset=model, blocking=True)
+@dg.asset_check(asset=model, blocking=True, pool="duckdb")
 def model_auc_above_floor(settings: PipelineSettings, warehouse: DuckDBResource) -> dg.AssetCheckResult:
     """The newest model's out-of-time ROC AUC is at least the configured floor."""
     with warehouse.get_connection() as con:
@@ -49,4 +50,17 @@ def model_auc_above_floor(settings: PipelineSettings, warehouse: DuckDBResource)
     return dg.AssetCheckResult(
         passed=auc >= settings.auc_floor,
         metadata={"model_version": version, "roc_auc": auc, "auc_floor": settings.auc_floor},
+    )
+
+
+@dg.asset_check(asset=champion, blocking=True, pool="duckdb")
+def champion_matches_mlflow_alias(settings: PipelineSettings, warehouse: DuckDBResource) -> dg.AssetCheckResult:
+    """The version the warehouse scores with is the one MLflow's `champion` alias names."""
+    with warehouse.get_connection() as con:
+        current = current_champion(con)
+    alias = model_registry.alias_version(settings.tracking_uri, settings.registered_model_name)
+    warehouse_version = current.version if current else None
+    return dg.AssetCheckResult(
+        passed=warehouse_version is not None and warehouse_version == alias,
+        metadata={"warehouse_champion": str(warehouse_version), "mlflow_champion_alias": str(alias)},
     )

@@ -5,7 +5,7 @@ import json
 import dagster as dg
 
 from mlops_assets import inference_folder
-from mlops_assets.defs.jobs import batch_job, training_job
+from mlops_assets.defs.jobs import batch_job, labels_job, training_job
 from mlops_assets.defs.partitions import inference_batches
 from mlops_assets.settings import PipelineSettings
 
@@ -78,6 +78,42 @@ def inference_folder_sensor(context: dg.SensorEvaluationContext, settings: Pipel
     )
 
 
+@dg.sensor(
+    job=labels_job,
+    minimum_interval_seconds=5,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Stores each new or replaced labels file in data/raw/labels/ (<batch>.csv: key_value,target) for its "
+    "scored batch and judges the batch again with them; a file for no known batch is set aside with the reason.",
+)
+def labels_sensor(context: dg.SensorEvaluationContext, settings: PipelineSettings) -> dg.SensorResult:
+    cursor = json.loads(context.cursor) if context.cursor else {"seen": {}}
+    files = inference_folder.candidate_files(settings.labels_dir)
+    ready, next_cursor = _folder_decisions(cursor, files, set(), settings.file_settle_seconds)
+    scored = set(context.instance.get_materialized_partitions(dg.AssetKey("predictions")))
+    requests, waiting = [], []
+    for path, signature in ready:
+        batch = inference_folder.batch_key(path)
+        if batch in scored:
+            requests.append(
+                dg.RunRequest(job_name=labels_job.name, run_key=f"labels-{signature}", partition_key=batch, tags={"labels_file": path.name})
+            )
+        elif (settings.inference_dir / f"{batch}.csv").is_file():
+            waiting.append(path.name)  # its batch is still being scored: look again next tick
+            next_cursor["seen"].pop(path.name, None)
+        else:
+            inference_folder.reject(
+                path, f"no scored batch named {batch}: name a labels file after the batch it belongs to (<batch>.csv)"
+            )
+            context.log.warning(f"{path.name}: no scored batch named {batch}; moved to {settings.labels_dir / 'rejected'}")
+    return dg.SensorResult(
+        run_requests=requests,
+        cursor=json.dumps(next_cursor),
+        skip_reason=None if requests else (
+            f"waiting for {', '.join(waiting)} to be scored" if waiting else f"no new labels file in {settings.labels_dir}"
+        ),
+    )
+
+
 def _new_materializations(instance: dg.DagsterInstance, asset: str, after: int | None) -> list:
     records = instance.fetch_materializations(
         dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), after_storage_id=after), limit=100, ascending=True
@@ -94,7 +130,8 @@ def _metadata(record) -> dict:
     minimum_interval_seconds=5,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="On each drift_report: when retraining is due and the batch has labels, one retraining run per "
-    "batch; when that run's challenger is promoted, the batch is rescored by it.",
+    "labeled content of the batch (new labels, a new file: a new run); when that run's champion is promoted, the "
+    "batch is rescored by it.",
 )
 def drift_retrain_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     cursor = json.loads(context.cursor) if context.cursor else {}
@@ -106,19 +143,19 @@ def drift_retrain_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult
             requests.append(
                 dg.RunRequest(
                     job_name=training_job.name,
-                    run_key=f"retrain-{batch}",
+                    run_key=f"retrain-{batch}-{str(metadata.get('labeled_data_sha256'))[:16]}",
                     run_config={"ops": {"raw_training": {"config": {"admit_batch": batch}}}},
                     tags={RETRAIN_BATCH_TAG: batch},
                 )
             )
         elif metadata.get("retraining_due"):
             context.log.info(f"{batch}: {metadata.get('retraining')}")
-    model_records = _new_materializations(context.instance, "model", cursor.get("model"))
-    for record in model_records:
+    champion_records = _new_materializations(context.instance, "champion", cursor.get("champion"))
+    for record in champion_records:
         run = context.instance.get_run_by_id(record.run_id)
         batch = run.tags.get(RETRAIN_BATCH_TAG) if run else None
         metadata = _metadata(record)
-        if batch and metadata.get("promoted"):
+        if batch:
             requests.append(
                 dg.RunRequest(
                     job_name=batch_job.name,
@@ -129,7 +166,7 @@ def drift_retrain_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult
             )
     next_cursor = {
         "drift_report": drift_records[-1].storage_id if drift_records else cursor.get("drift_report"),
-        "model": model_records[-1].storage_id if model_records else cursor.get("model"),
+        "champion": champion_records[-1].storage_id if champion_records else cursor.get("champion"),
     }
     return dg.SensorResult(
         run_requests=requests,

@@ -1,4 +1,5 @@
-"""Group `monitoring`: drift of each batch against the champion's training data."""
+"""Group `monitoring`: drift and performance of each batch against the champion's evaluation data,
+and the outcomes (labels) that arrive after a batch was scored."""
 
 import datetime as dt
 
@@ -10,42 +11,100 @@ import pyarrow.parquet as pq
 from dagster_duckdb import DuckDBResource
 
 from mlops_assets import contract, drift, monitoring
+from mlops_assets.defs.assets.labels import batch_labels
 from mlops_assets.defs.assets.scoring import predictions
 from mlops_assets.defs.partitions import inference_batches
 from mlops_assets.extracts import load_extract
 from mlops_assets.scoring import markdown_table
 from mlops_assets.settings import PipelineSettings
-from mlops_assets.warehouse import DRIFT_HISTORY_DDL, DRIFT_REPORT_DDL, replace_batch
+from mlops_assets.warehouse import DRIFT_HISTORY_DDL, DRIFT_REPORT_DDL, replace_batch, table_exists
 
 GROUP = "monitoring"
 TOP_COLUMNS = 10
 
 
-@dg.asset(group_name=GROUP, partitions_def=inference_batches, pool="duckdb", kinds={"duckdb"}, deps=[predictions])
+def _scored_with_labels(con, batch: str) -> tuple[pd.DataFrame, str, str | None]:
+    """The batch's scores with the outcome of each row where known: the extract's own `target`, or
+    labels that arrived later (`batch_labels`). Also says where labels came from and the content
+    hash of that labeled data (a retraining learns from it once)."""
+    late = table_exists(con, "batch_labels") and con.execute(
+        "SELECT count(*) FROM batch_labels WHERE batch = ?", [batch]
+    ).fetchall()[0][0]
+    if late:
+        scored = con.execute(
+            "SELECT coalesce(p.target, l.target) AS target, p.probability, p.model_version FROM predictions p "
+            "LEFT JOIN batch_labels l ON l.batch = p.batch AND l.key_value = p.key_value WHERE p.batch = ?",
+            [batch],
+        ).df()
+        file, sha = con.execute("SELECT any_value(labels_file), any_value(labels_sha256) FROM batch_labels WHERE batch = ?", [batch]).fetchall()[0]
+        return scored, f"labels file {file}", sha
+    scored = con.execute("SELECT target, probability, model_version FROM predictions WHERE batch = ?", [batch]).df()
+    if scored["target"].notna().any():
+        [(sha,)] = con.execute(
+            "SELECT content_sha256 FROM inference_log WHERE batch = ? ORDER BY finished_at DESC LIMIT 1", [batch]
+        ).fetchall()
+        return scored, "the extract's target column", sha
+    return scored, "none yet", None
+
+
+def _retraining_outcome(con, batch: str) -> str | None:
+    """What an earlier retraining for this batch came to; judging the batch again keeps it."""
+    if not table_exists(con, "drift_history"):
+        return None
+    columns = {c for (c,) in con.execute("SELECT column_name FROM information_schema.columns WHERE table_name = 'drift_history'").fetchall()}
+    if "retraining_outcome" not in columns:
+        return None
+    rows = con.execute("SELECT retraining_outcome FROM drift_history WHERE batch = ?", [batch]).fetchall()
+    return rows[0][0] if rows else None
+
+
+def _reference_description(con, version: int) -> str:
+    """What the batch is compared with, in words: the champion's evaluation rows."""
+    if table_exists(con, "champion"):
+        rows = con.execute("SELECT reference FROM champion WHERE version = ? ORDER BY promoted_at DESC LIMIT 1", [version]).fetchall()
+        if rows:
+            return f"champion v{version}'s evaluation data: {rows[0][0]}"
+    return f"champion v{version}'s reference rows"
+
+
+@dg.asset(
+    group_name=GROUP, partitions_def=inference_batches, pool="duckdb", kinds={"duckdb"}, deps=[predictions, batch_labels]
+)
 def drift_report(context: dg.AssetExecutionContext, settings: PipelineSettings, warehouse: DuckDBResource) -> dg.MaterializeResult:
-    """Per-feature drift of the batch against the champion's training rows (all rows, evidently's
-    default test per column), the `drift_score` share, score drift, realized AUC when labels are
-    present, and whether retraining is due. Writes `drift_report`, `drift_history`, `drift_flag.txt`."""
+    """Per-feature drift of the batch against the champion's evaluation rows (all rows, evidently's
+    default test per column), the `drift_score` share, score drift, a label-free estimate of the
+    scoring model's ROC AUC and top-decile positives, realized metrics once labels are known (in the
+    extract or arrived later), and whether retraining is due. Writes `drift_report`,
+    `drift_history`, `drift_flag.txt`."""
+    from mlops_assets import training
+
     batch = context.partition_key
     path = settings.inference_dir / f"{batch}.csv"
     with warehouse.get_connection() as con:
         reference = con.sql(f"SELECT {', '.join(contract.MODEL_FEATURES)} FROM drift_reference").to_arrow_table()
-        champion = con.execute("SELECT any_value(model_version) FROM drift_reference").fetchall()[0][0]
-        champion_auc = con.execute("SELECT roc_auc FROM model WHERE version = ?", [champion]).fetchall()[0][0]
+        reference_version = con.execute("SELECT any_value(model_version) FROM drift_reference").fetchall()[0][0]
+        reference_text = _reference_description(con, reference_version)
         reference_scores = con.execute("SELECT probability FROM score_reference").fetchnumpy()["probability"]
-        scored = con.execute("SELECT target, probability FROM predictions WHERE batch = ?", [batch]).df()
+        scored, labels_source, labeled_sha = _scored_with_labels(con, batch)
+        scoring_version = int(scored["model_version"].iloc[0])
+        scoring_auc = con.execute("SELECT roc_auc FROM model WHERE version = ?", [scoring_version]).fetchall()[0][0]
+        earlier_outcome = _retraining_outcome(con, batch)
         _, current = load_extract(con, path, with_target=False, max_invalid_share=settings.max_invalid_share)
-    has_labels = bool(scored["target"].notna().all())
+    probability = scored["probability"].to_numpy()
+    realized = monitoring.realized_performance(scored["target"].to_numpy(dtype=np.float64), probability)
+    has_labels = labeled_sha is not None
+    estimated_auc = training.expected_roc_auc(probability)
+    estimated_top = training.expected_top_decile_positives(probability)
 
     results = drift.table_drift(reference, current, contract.MODEL_FEATURES, contract.CATEGORICAL_FEATURES)
     score = drift.drift_share(results)
-    score_drift = drift.wasserstein_normed(np.sort(reference_scores), np.sort(scored["probability"].to_numpy()))
-    realized = monitoring.realized_auc(scored["target"].to_numpy(dtype=np.float64), scored["probability"].to_numpy())
+    score_drift = drift.wasserstein_normed(np.sort(reference_scores), np.sort(probability))
+    realized_auc = realized["roc_auc"] if realized else None
     verdict = monitoring.retraining_verdict(
-        score, settings.drift_threshold, realized, champion_auc, settings.auc_drop_tolerance, has_labels
+        score, settings.drift_threshold, realized_auc, scoring_auc, settings.auc_drop_tolerance, has_labels
     )
     detected = score > settings.drift_threshold
-    columns = pd.DataFrame([r.__dict__ for r in results]).assign(batch=batch, champion_version=champion)
+    columns = pd.DataFrame([r.__dict__ for r in results]).assign(batch=batch, champion_version=reference_version)
     history = pd.DataFrame(
         [
             {
@@ -54,9 +113,9 @@ def drift_report(context: dg.AssetExecutionContext, settings: PipelineSettings, 
                 "drifted_columns": int(columns["drifted"].sum()),
                 "features_judged": len(results),
                 "drift_detected": detected,
-                "champion_version": champion,
-                "champion_test_auc": champion_auc,
-                "realized_auc": realized,
+                "champion_version": scoring_version,
+                "champion_test_auc": scoring_auc,
+                "realized_auc": realized_auc,
                 "concept_drift": verdict.concept_drift,
                 "score_drift": score_drift,
                 "has_labels": has_labels,
@@ -64,6 +123,15 @@ def drift_report(context: dg.AssetExecutionContext, settings: PipelineSettings, 
                 "reference_rows": reference.num_rows,
                 "current_rows": current.num_rows,
                 "judged_at": dt.datetime.now(),
+                "reference": reference_text,
+                "labels_source": labels_source,
+                "labeled_rows": int(realized["labeled_rows"]) if realized else 0,
+                "estimated_auc": estimated_auc,
+                "estimated_top_decile_positives": estimated_top,
+                "realized_top_decile_positives": int(realized["top_decile_positives"]) if realized else None,
+                "realized_lift": realized["top_decile_lift"] if realized else None,
+                "realized_calibration_error": realized["calibration_error"] if realized else None,
+                "retraining_outcome": earlier_outcome,
             }
         ]
     )
@@ -83,8 +151,14 @@ def drift_report(context: dg.AssetExecutionContext, settings: PipelineSettings, 
             "features_judged": len(results),
             "top_drifted_columns": dg.MetadataValue.md(markdown_table(top)),
             "score_drift": dg.MetadataValue.float(score_drift),
-            "realized_auc": dg.MetadataValue.float(realized) if realized is not None else "no labels",
-            "champion_version": champion,
+            "estimated_auc": dg.MetadataValue.float(estimated_auc),
+            "estimated_top_decile_positives": dg.MetadataValue.float(estimated_top),
+            "realized_auc": dg.MetadataValue.float(realized_auc) if realized_auc is not None else "no labels",
+            "realized_top_decile_positives": int(realized["top_decile_positives"]) if realized else "no labels",
+            "labels_source": labels_source,
+            "labeled_data_sha256": labeled_sha or "none",
+            "champion_version": scoring_version,
+            "reference": reference_text,
             "retraining_due": verdict.due,
             "retraining_possible": verdict.possible,
             "retraining": verdict.reason,

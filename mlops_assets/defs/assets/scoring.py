@@ -7,7 +7,7 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from mlops_assets import contract, inference_folder, model_registry
-from mlops_assets.defs.assets.training import extract_failure, model
+from mlops_assets.defs.assets.training import champion as champion_asset, extract_failure
 from mlops_assets.defs.partitions import inference_batches
 from mlops_assets.extracts import ExtractError, load_extract
 from mlops_assets.scoring import business_value as value_of, execution_groups, group_summary, markdown_table
@@ -24,7 +24,7 @@ PREDICTION_COLUMNS = ("partition", "key_value", "codunicocli", "p_fecinformacion
     partitions_def=inference_batches,
     pool="duckdb",
     kinds={"sklearn", "duckdb"},
-    deps=[model],
+    deps=[champion_asset],
     check_specs=[
         dg.AssetCheckSpec("scored_exactly_once", asset="predictions", description="every batch row once, no key missing"),
         dg.AssetCheckSpec("probabilities_in_unit_interval", asset="predictions"),
@@ -51,7 +51,7 @@ def predictions(
             raise extract_failure(exc) from exc
         current = champion(con)
     if current is None:
-        raise dg.Failure(description="there is no champion model yet: materialize `model` first")
+        raise dg.Failure(description="there is no champion model yet: run training_job (raw_training, features, model, champion) first")
     version, threshold = current.version, current.decision_threshold
     pipeline = model_registry.deserialize(current.pipeline_skops)
     # only the columns each use needs go to pandas; the model's in contract order, so none is copied again

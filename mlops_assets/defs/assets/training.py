@@ -1,18 +1,27 @@
-"""Group `training`: raw_training -> features -> model. Thin wiring around `extracts` and `training`."""
+"""Group `training`: raw_training -> features -> model -> champion. Thin wiring around `extracts`,
+`training` and `warehouse`."""
 
 
 import datetime as dt
+from pathlib import Path
 
 import dagster as dg
-import pydantic
 import pandas as pd
+import pydantic
 from dagster_duckdb import DuckDBResource
 
 from mlops_assets import contract, model_registry
-from mlops_assets.extracts import ExtractError, check_extract, list_extracts, load_extracts
+from mlops_assets.extracts import ExtractError, check_extract, list_extracts, load_extracts, read_header, sql_literal
+from mlops_assets.labels import write_labeled_extract
 from mlops_assets.settings import PipelineSettings
 from mlops_assets.training_window import admit_labeled_batch
-from mlops_assets.warehouse import champion, record_model, replace_table
+from mlops_assets.warehouse import (
+    champion as current_champion,
+    promote,
+    record_model,
+    replace_table,
+    table_exists,
+)
 
 GROUP = "training"
 
@@ -25,9 +34,33 @@ def extract_failure(exc: ExtractError) -> dg.Failure:
 class TrainingWindowConfig(dg.Config):
     admit_batch: str = pydantic.Field(
         default="",
-        description="Inference batch (e.g. p6_extrac) whose labeled extract joins the training window first; "
-        "the oldest training extract is moved to data/raw/archive/. Set by drift_retrain_sensor.",
+        description="Labeled inference batch (e.g. p6_extrac) that joins the training window first; the oldest "
+        "training extract is moved to data/raw/archive/, and the model is compared with the champion on a held-out "
+        "part of this batch. Set by drift_retrain_sensor.",
     )
+
+
+def _labeled_batch_file(settings: PipelineSettings, warehouse: DuckDBResource, batch: str) -> Path:
+    """The batch as a labeled extract: its inference file when it carries `target`, otherwise that
+    file joined with the labels that arrived later (written to the staging folder)."""
+    batch_file = settings.inference_dir / f"{batch}.csv"
+    if not batch_file.is_file():
+        raise dg.Failure(description=f"batch {batch} cannot join the training window: {batch_file} does not exist")
+    if contract.TARGET in read_header(batch_file):
+        return batch_file
+    with warehouse.get_connection() as con:
+        labeled = table_exists(con, "batch_labels") and con.execute(
+            "SELECT count(*) FROM batch_labels WHERE batch = ?", [batch]
+        ).fetchall()[0][0]
+        if not labeled:
+            raise dg.Failure(
+                description=f"batch {batch} cannot join the training window: it has no labels (no `target` column, "
+                f"no {settings.labels_dir / (batch + '.csv')} received)"
+            )
+        labels = f"(SELECT key_value, target FROM batch_labels WHERE batch = {sql_literal(batch)})"
+        out = settings.staging_dir / batch_file.name
+        write_labeled_extract(con, batch_file, labels, out)
+    return out
 
 
 @dg.asset(group_name=GROUP, pool="duckdb", kinds={"duckdb"})
@@ -35,16 +68,19 @@ def raw_training(
     context: dg.AssetExecutionContext, config: TrainingWindowConfig, settings: PipelineSettings, warehouse: DuckDBResource
 ) -> dg.MaterializeResult:
     """The newest `training_window` labeled extracts, validated against the contract, one row per
-    customer-month tagged with its `source_file`. The table is only replaced once every file passed."""
+    customer-month tagged with its `source_file`. The table is only replaced once every file passed.
+    `training_window` lists the files with their content hashes."""
     window_change = None
+    admitted = ""
     if config.admit_batch:
-        batch_file = settings.inference_dir / f"{config.admit_batch}.csv"
+        labeled = _labeled_batch_file(settings, warehouse, config.admit_batch)
         with warehouse.get_connection() as con:
             try:
-                check_extract(con, batch_file, with_target=True, max_invalid_share=settings.max_invalid_share)
-            except (ExtractError, FileNotFoundError) as exc:
+                check_extract(con, labeled, with_target=True, max_invalid_share=settings.max_invalid_share)
+            except ExtractError as exc:
                 raise dg.Failure(description=f"batch {config.admit_batch} cannot join the training window: {exc}") from exc
-        window_change = admit_labeled_batch(batch_file, settings.training_dir, settings.archive_dir, settings.training_window)
+        window_change = admit_labeled_batch(labeled, settings.training_dir, settings.archive_dir, settings.training_window)
+        admitted = labeled.name
         context.log.info(f"training window now {window_change.window}; archived {window_change.archived}")
     files = list_extracts(settings.training_dir)[-settings.training_window :]
     if not files:
@@ -58,6 +94,19 @@ def raw_training(
         except ExtractError as exc:
             raise extract_failure(exc) from exc
         rows = con.execute("SELECT count(*) FROM raw_training").fetchall()[0][0]
+        con.register(
+            "window_files",
+            pd.DataFrame(
+                {
+                    "file_name": [c.path.name for c in checks],
+                    "sha256": [c.sha256 for c in checks],
+                    "size_bytes": [c.size_bytes for c in checks],
+                    "rows": [c.rows for c in checks],
+                    "admitted": [c.path.name == admitted for c in checks],
+                }
+            ),
+        )
+        replace_table(con, "training_window", "SELECT * FROM window_files")
     extra = sorted({c for check in checks for c in check.extra_columns})
     if extra:
         context.log.warning(f"ignored columns not in the contract: {', '.join(extra)}")
@@ -67,6 +116,7 @@ def raw_training(
             "dagster/row_count": rows,
             "files": [c.path.name for c in checks],
             "rows_per_file": {c.path.name: c.rows for c in checks},
+            "sha256_per_file": {c.path.name: c.sha256 for c in checks},
             "ignored_extra_columns": extra,
             "non_numeric_values_nulled": invalid,
             "duplicate_keys_dropped": sum(c.duplicate_keys for c in checks),
@@ -75,22 +125,47 @@ def raw_training(
     )
 
 
+def _admitted_file(con) -> str | None:
+    """The batch file the current training window admitted for a retraining run, if any."""
+    if not table_exists(con, "training_window"):
+        return None
+    rows = con.execute("SELECT file_name FROM training_window WHERE admitted").fetchall()
+    return rows[0][0] if rows else None
+
+
 @dg.asset(group_name=GROUP, pool="duckdb", kinds={"duckdb"}, deps=[raw_training])
-def features(warehouse: DuckDBResource) -> dg.MaterializeResult:
-    """Model-ready rows: the 59 contract features, `target`, trace columns and an out-of-time
-    `split`: the newest extract in the window is the test month, as the bank validates models."""
+def features(settings: PipelineSettings, warehouse: DuckDBResource) -> dg.MaterializeResult:
+    """Model-ready rows: the 59 contract features, `target`, trace columns and a `split`. Ordinary
+    training tests out of time (the newest extract is the test month, as the bank validates models);
+    a retraining run holds out part of the batch that triggered it (seeded hash of `key_value`) and
+    learns from the rest, so the challenger can learn the change it is judged on."""
+    columns = ", ".join(contract.TRACE_COLUMNS + contract.MODEL_FEATURES + (contract.TARGET, "source_file"))
     with warehouse.get_connection() as con:
         files = [r[0] for r in con.execute("SELECT DISTINCT source_file FROM raw_training").fetchall()]
-        if len(files) < 2:
-            raise dg.Failure(
-                description=f"raw_training holds {len(files)} extract(s); an out-of-time split needs at least 2"
+        admitted = _admitted_file(con)
+        if admitted:
+            from mlops_assets import training
+
+            keys = con.execute("SELECT key_value FROM raw_training WHERE source_file = ?", [admitted]).df()["key_value"]
+            held = training.held_out(keys, seed=settings.random_seed, share=settings.holdout_share)
+            con.register("held_out_keys", pd.DataFrame({"key_value": keys[held]}))
+            test = "source_file = $test AND key_value IN (SELECT key_value FROM held_out_keys)"
+            test_file, split = admitted, (
+                f"held out: {settings.holdout_share:.0%} of {admitted} (seeded hash of key_value), the batch that "
+                f"triggered retraining; train = the rest of it and the {len(files) - 1} older extract(s)"
             )
-        test_file = max(files, key=contract.extract_sort_key)
-        columns = ", ".join(contract.TRACE_COLUMNS + contract.MODEL_FEATURES + (contract.TARGET, "source_file"))
+        else:
+            if len(files) < 2:
+                raise dg.Failure(
+                    description=f"raw_training holds {len(files)} extract(s); an out-of-time split needs at least 2"
+                )
+            test = "source_file = $test"
+            test_file = max(files, key=contract.extract_sort_key)
+            split = f"out of time: test = {test_file} (newest extract), train = the {len(files) - 1} older ones"
         rows = replace_table(
             con,
             "features",
-            f"SELECT {columns}, CASE WHEN source_file = $test THEN 'test' ELSE 'train' END AS split FROM raw_training",
+            f"SELECT {columns}, CASE WHEN {test} THEN 'test' ELSE 'train' END AS split FROM raw_training",
             {"test": test_file},
         )
         splits = con.execute(
@@ -99,7 +174,7 @@ def features(warehouse: DuckDBResource) -> dg.MaterializeResult:
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": rows,
-            "split": f"out of time: test = {test_file} (newest extract), train = the {len(files) - 1} older ones",
+            "split": split,
             "rows_by_split": {s: n for s, n, _ in splits},
             "positive_rate_by_split": {s: round(r, 5) for s, _, r in splits},
         }
@@ -114,13 +189,37 @@ def features(warehouse: DuckDBResource) -> dg.MaterializeResult:
     required_resource_keys={"mlflow", "settings", "warehouse"},
 )
 def model(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-    """A HistGradientBoosting pipeline trained on the train split, evaluated out of time, logged and
-    registered in MLflow, and promoted to `champion` only when it passes the AUC floor and is not
-    worse than the current champion on the same test month. One row per version in table `model`."""
+    """A challenger: HistGradientBoosting pipelines fitted on candidate training sets (one in ordinary
+    training; in a retraining run also the window weighted to recent months and the newest month
+    alone), the best on the evaluation rows kept, each a nested MLflow run. The winner is registered
+    in MLflow and compared with the champion on the same rows; the promotion gate's verdict goes to
+    table `model`, and the `champion` asset acts on it."""
     mlflow = context.resources.mlflow
     result = _train_and_register(context, context.resources.settings, mlflow)
     mlflow.end_run()  # asset jobs have no run-end hook; a failure is closed by the resource's teardown
     return result
+
+
+def _load_training_rows(con, settings: PipelineSettings, columns: str, newest: str | None) -> pd.DataFrame:
+    """The uniform sample of the train split (`in_sample`), plus, in a retraining run, every other
+    train row of the `newest` month, for the candidates that lean on it."""
+    # a uniform sample keeps probabilities calibrated (business value multiplies them); ordering
+    # by a seeded hash of the row's identity makes it repeatable whatever order rows are stored
+    # in, and is ~10x faster than DuckDB's single-threaded reservoir sample (17 s at full scale)
+    sample = con.sql(
+        f"SELECT {columns}, source_file, key_value FROM features WHERE split = 'train' "
+        "ORDER BY hash(source_file, key_value, $seed) LIMIT $rows",
+        params={"seed": settings.random_seed, "rows": settings.max_training_rows},
+    ).to_arrow_table().to_pandas()
+    sample["in_sample"] = True
+    if newest is None:
+        return sample
+    rest = con.sql(
+        f"SELECT {columns}, source_file, key_value FROM features WHERE split = 'train' AND source_file = $newest",
+        params={"newest": newest},
+    ).to_arrow_table().to_pandas()
+    rest = rest[~rest["key_value"].isin(sample.loc[sample["source_file"] == newest, "key_value"])]
+    return pd.concat([sample, rest.assign(in_sample=False)], ignore_index=True)
 
 
 def _train_and_register(context: dg.AssetExecutionContext, settings: PipelineSettings, mlflow) -> dg.MaterializeResult:
@@ -129,38 +228,75 @@ def _train_and_register(context: dg.AssetExecutionContext, settings: PipelineSet
     warehouse: DuckDBResource = context.resources.warehouse
     columns = ", ".join(contract.MODEL_FEATURES + (contract.TARGET,))
     with warehouse.get_connection() as con:
-        files = dict(con.execute("SELECT source_file, any_value(split) FROM features GROUP BY ALL").fetchall())
+        admitted = _admitted_file(con)
+        window_files = sorted(
+            (r[0] for r in con.execute("SELECT DISTINCT source_file FROM features").fetchall()), key=contract.extract_sort_key
+        )
+        train_files = [r[0] for r in con.execute("SELECT DISTINCT source_file FROM features WHERE split = 'train'").fetchall()]
+        test_file = con.execute("SELECT any_value(source_file) FROM features WHERE split = 'test'").fetchall()[0][0]
+        train_files.sort(key=contract.extract_sort_key)
         train_available = con.execute("SELECT count(*) FROM features WHERE split = 'train'").fetchall()[0][0]
-        # a uniform sample keeps probabilities calibrated (business value multiplies them); ordering
-        # by a seeded hash of the row's identity makes it repeatable whatever order rows are stored
-        # in, and is ~10x faster than DuckDB's single-threaded reservoir sample (17 s at full scale)
-        train = con.sql(
-            f"SELECT {columns} FROM features WHERE split = 'train' "
-            "ORDER BY hash(source_file, key_value, $seed) LIMIT $rows",
-            params={"seed": settings.random_seed, "rows": settings.max_training_rows},
-        ).to_arrow_table().to_pandas()
+        train = _load_training_rows(con, settings, columns, train_files[-1] if admitted else None)
         test = con.sql(f"SELECT {columns} FROM features WHERE split = 'test'").to_arrow_table().to_pandas()
-    training_files = sorted(files, key=contract.extract_sort_key)
-    test_file = next(f for f, split in files.items() if split == "test")
-    train_target, test_target = train.pop(contract.TARGET).to_numpy(), test.pop(contract.TARGET).to_numpy()
-    pipeline = training.build_pipeline(settings.random_seed)
-    pipeline.fit(training.model_inputs(train), train_target)
+        window = con.execute("SELECT file_name, sha256, rows FROM training_window").df() if table_exists(con, "training_window") else None
+        current = current_champion(con)
+    test_target = test.pop(contract.TARGET).to_numpy()
     test_inputs = training.model_inputs(test)
-    probability = pipeline.predict_proba(test_inputs)[:, 1]
-    metrics = training.evaluate(test_target, probability)
+    age = train["source_file"].map({f: len(train_files) - 1 - i for i, f in enumerate(train_files)}).to_numpy()
+    candidates = training.candidate_training_sets(
+        age, train["in_sample"].to_numpy(), retraining=bool(admitted), min_rows=settings.min_candidate_rows,
+        recency_half_life=settings.recency_half_life,
+    )
+    train_target = train[contract.TARGET].to_numpy()
+    results = []
+    for candidate in candidates:
+        result = training.fit_candidate(candidate, train, train_target, test_inputs, test_target, settings.random_seed)
+        results.append(result)
+        context.log.info(f"candidate {candidate.name}: ROC AUC {result.metrics['roc_auc']:.4f} on the evaluation rows")
+    winner, candidate_reason = training.choose_winner(results)
+    pipeline, probability, metrics = winner.pipeline, winner.probability, winner.metrics
     threshold = training.decision_threshold(probability)
+    calibration = training.calibration_error(test_target, probability)
+    estimated_auc = training.expected_roc_auc(probability)
 
-    with warehouse.get_connection() as con:
-        current = champion(con)
     champion_auc = None
     if current is not None:
         champion_pipeline = model_registry.deserialize(current.pipeline_skops)
-        champion_auc = training.evaluate(
-            test_target, champion_pipeline.predict_proba(test_inputs)[:, 1]
-        )["roc_auc"]
+        champion_auc = training.evaluate(test_target, champion_pipeline.predict_proba(test_inputs)[:, 1])["roc_auc"]
     decision = training.promotion_decision(
         metrics["roc_auc"], champion_auc, auc_floor=settings.auc_floor, tolerance=settings.promotion_tolerance
     )
+    evaluation = (
+        f"held-out {settings.holdout_share:.0%} of {test_file} ({len(test):,} rows)" if admitted
+        else f"out-of-time month {test_file} ({len(test):,} rows)"
+    )
+    data = _model_data(settings, window, train_files, test_file, admitted, len(test))
+
+    candidate_rows = []
+    for result in results:
+        candidate = result.candidate
+        run_id = model_registry.log_candidate(
+            mlflow,
+            candidate.name,
+            {"description": candidate.description, "train_rows": len(candidate.rows), "weighted": candidate.sample_weight is not None,
+             "evaluation": evaluation},
+            result.metrics,
+        )
+        candidate_rows.append(
+            {
+                "candidate": candidate.name,
+                "description": candidate.description,
+                "train_rows": len(candidate.rows),
+                "weighted": candidate.sample_weight is not None,
+                "roc_auc": result.metrics["roc_auc"],
+                "top_decile_lift": result.metrics["top_decile_lift"],
+                "calibration_error": training.calibration_error(test_target, result.probability),
+                "won": result is winner,
+                "mlflow_run_id": run_id,
+            }
+        )
+    model_registry.log_data_files(mlflow, [d for d in data if d["role"] == "train"], context="training")
+    model_registry.log_data_files(mlflow, [d for d in data if d["role"] == "evaluation"], context="evaluation")
     logged = model_registry.log_and_register(
         mlflow,
         pipeline,
@@ -168,19 +304,18 @@ def _train_and_register(context: dg.AssetExecutionContext, settings: PipelineSet
         params={
             **{f"hgb_{k}": v for k, v in pipeline.named_steps["classifier"].get_params().items()},
             "n_iter": pipeline.named_steps["classifier"].n_iter_,
-            "training_files": ",".join(training_files),
-            "train_rows": len(train),
+            "candidate": winner.candidate.name,
+            "training_files": ",".join(window_files),
+            "evaluation": evaluation,
+            "train_rows": len(winner.candidate.rows),
             "train_rows_available": train_available,
             "test_rows": len(test),
         },
-        metrics={**metrics, "decision_threshold": threshold},
+        metrics={**metrics, "decision_threshold": threshold, "calibration_error": calibration, "estimated_auc": estimated_auc},
         input_example=test_inputs.head(5),
         output_example=probability[:5],
     )
-    mlflow.set_tags({"promoted": str(decision.promote), "promotion_reason": decision.reason})
-    now = dt.datetime.now()
-    if decision.promote:
-        model_registry.promote(settings.tracking_uri, settings.registered_model_name, logged.version)
+    mlflow.set_tags({"gate_passed": str(decision.promote), "promotion_reason": decision.reason, "candidate": winner.candidate.name})
     with warehouse.get_connection() as con:
         record_model(
             con,
@@ -191,20 +326,31 @@ def _train_and_register(context: dg.AssetExecutionContext, settings: PipelineSet
                 **metrics,
                 "decision_threshold": threshold,
                 "champion_auc_same_data": champion_auc,
-                "training_files": training_files,
+                "training_files": window_files,
                 "test_file": test_file,
-                "train_rows": len(train),
+                "train_rows": len(winner.candidate.rows),
                 "test_rows": len(test),
-                "trained_at": now,
-                "promoted": decision.promote,
-                "promoted_at": now if decision.promote else None,
+                "trained_at": dt.datetime.now(),
+                "promoted": False,
                 "promotion_reason": decision.reason,
                 "pipeline_skops": model_registry.serialize(pipeline),
+                "gate_passed": decision.promote,
+                "candidate": winner.candidate.name,
+                "candidate_reason": candidate_reason,
+                "evaluation": evaluation,
+                "evaluation_sha256": next(d["sha256"] for d in data if d["role"] == "evaluation"),
+                "estimated_auc": estimated_auc,
+                "calibration_error": calibration,
             },
-            reference_columns=list(contract.MODEL_FEATURES),
-            test_scores=pd.DataFrame({"probability": probability}),
+            candidates=candidate_rows,
+            data=[{k: d[k] for k in ("role", "file_name", "sha256", "rows")} for d in data],
+            evaluation_scores=pd.DataFrame({"probability": probability}),
         )
-    context.log.info(f"model version {logged.version}: {decision.reason}")
+        if admitted and not decision.promote:
+            record_retraining_outcome(
+                con, admitted, f"challenger v{logged.version} ({winner.candidate.name}) not promoted: {decision.reason}"
+            )
+    context.log.info(f"model version {logged.version} ({candidate_reason}): {decision.reason}")
     return dg.MaterializeResult(
         metadata={
             **{name: dg.MetadataValue.float(value) for name, value in metrics.items()},
@@ -212,11 +358,115 @@ def _train_and_register(context: dg.AssetExecutionContext, settings: PipelineSet
             "mlflow_run_id": logged.run_id,
             "mlflow_tracking_uri": settings.tracking_uri,
             "model_uri": logged.model_uri,
-            "promoted": decision.promote,
+            "candidate": winner.candidate.name,
+            "candidate_reason": candidate_reason,
+            "candidates": dg.MetadataValue.md(_candidates_table(candidate_rows)),
+            "evaluation": evaluation,
+            "gate_passed": decision.promote,
             "promotion_reason": decision.reason,
             "champion_auc_same_data": dg.MetadataValue.float(champion_auc) if champion_auc is not None else None,
             "decision_threshold": threshold,
-            "training_files": training_files,
-            "train_rows": f"{len(train):,} sampled of {train_available:,}" if len(train) < train_available else len(train),
+            "calibration_error": dg.MetadataValue.float(calibration),
+            "estimated_auc": dg.MetadataValue.float(estimated_auc),
+            "training_files": window_files,
+            "data_sha256": {f"{d['role']}:{d['file_name']}": d["sha256"] for d in data},
+            "train_rows": f"{len(winner.candidate.rows):,} ({winner.candidate.description}) of {train_available:,}",
+        }
+    )
+
+
+def _model_data(
+    settings: PipelineSettings, window: pd.DataFrame | None, train_files: list[str], test_file: str, admitted: str | None, test_rows: int
+) -> list[dict]:
+    """Content hashes of what a version learned from and was evaluated on. A held-out part is
+    identified by its file's hash and the split that drew it (share, seed)."""
+    hashes = {} if window is None else {r.file_name: (r.sha256, r.rows) for r in window.itertuples()}
+    uri = {name: (settings.training_dir / name).as_uri() for name in hashes}
+    data = [
+        {"role": "train", "file_name": f, "sha256": hashes.get(f, ("unknown", 0))[0], "rows": hashes.get(f, ("", 0))[1], "uri": uri.get(f, f)}
+        for f in train_files
+    ]
+    sha = hashes.get(test_file, ("unknown", 0))[0]
+    if admitted:
+        import hashlib
+
+        sha = hashlib.sha256(f"{sha}:held_out:{settings.holdout_share}:{settings.random_seed}".encode()).hexdigest()
+    data.append({"role": "evaluation", "file_name": test_file, "sha256": sha, "rows": test_rows, "uri": uri.get(test_file, test_file)})
+    return data
+
+
+def _candidates_table(rows: list[dict]) -> str:
+    lines = ["| candidate | train rows | weighted | ROC AUC | lift | won |", "|---|---:|---|---:|---:|---|"]
+    lines += [
+        f"| {r['candidate']} | {r['train_rows']:,} | {r['weighted']} | {r['roc_auc']:.4f} | {r['top_decile_lift']:.2f} | {'yes' if r['won'] else ''} |"
+        for r in rows
+    ]
+    return "\n".join(lines)
+
+
+def record_retraining_outcome(con, admitted_file: str, outcome: str) -> None:
+    """Say in the triggering batch's `drift_history` row what its retraining came to, and what the
+    next batches are judged against."""
+    if not table_exists(con, "drift_history"):
+        return
+    reference = "the current champion's evaluation data"
+    if table_exists(con, "champion"):
+        rows = con.execute("SELECT version, reference FROM champion ORDER BY promoted_at DESC LIMIT 1").fetchall()
+        if rows:
+            reference = f"champion v{rows[0][0]}'s evaluation data: {rows[0][1]}"
+    con.execute(
+        "UPDATE drift_history SET retraining_outcome = ? WHERE batch = ?",
+        [f"{outcome}; next batches are judged against {reference}", Path(admitted_file).stem],
+    )
+
+
+@dg.asset(group_name=GROUP, pool="duckdb", kinds={"mlflow", "duckdb"}, deps=[model], output_required=False)
+def champion(context: dg.AssetExecutionContext, settings: PipelineSettings, warehouse: DuckDBResource):
+    """The model version that scores batches. Materialized only when the newest `model` passed the
+    promotion gate: MLflow's `champion` alias and the warehouse's `champion` row change together, and
+    the drift and score references become the rows this version was evaluated on (the newest data
+    it knows), so a month like the one it learned is not flagged again."""
+    with warehouse.get_connection() as con:
+        version, gate_passed, promoted, candidate, reason, evaluation, test_rows = con.execute(
+            "SELECT version, gate_passed, promoted, candidate, promotion_reason, evaluation, test_rows "
+            "FROM model ORDER BY version DESC LIMIT 1"
+        ).fetchall()[0]
+        previous = current_champion(con)
+        admitted = _admitted_file(con)
+        if not gate_passed or promoted:
+            context.log.info(f"model version {version} is not promoted: {reason}")
+            return
+        row = {
+            "version": version,
+            "candidate": candidate,
+            "reason": reason,
+            "reference": evaluation,
+            "reference_rows": test_rows,
+            "promoted_at": dt.datetime.now(),
+            "dagster_run_id": context.run.run_id,
+        }
+        published = []
+
+        def publish() -> None:
+            model_registry.promote(settings.tracking_uri, settings.registered_model_name, version)
+            published.append(version)
+
+        try:
+            promote(con, row, list(contract.MODEL_FEATURES), publish)
+        except BaseException:
+            if published:
+                model_registry.restore_alias(settings.tracking_uri, settings.registered_model_name, previous and previous.version)
+            raise
+        if admitted:
+            record_retraining_outcome(con, admitted, f"challenger v{version} ({candidate}) promoted: {reason}; batch rescored by it")
+    yield dg.MaterializeResult(
+        metadata={
+            "model_version": version,
+            "previous_champion": previous.version if previous else "none",
+            "candidate": candidate,
+            "promotion_reason": reason,
+            "drift_reference": f"{evaluation}: what batches are judged against from now on",
+            "reference_rows": test_rows,
+            "retrained_for": Path(admitted).stem if admitted else "none (ordinary training)",
         }
     )
