@@ -146,7 +146,7 @@ def cold_graph(raw: Path, work: Path) -> tuple[float, int, dict[str, float]]:
     data = fresh_folder(raw, work)
     env = environment(data, work / "dagster_home")
     dagster = str(BIN / "dagster")
-    seconds, peak = timed([dagster, "asset", "materialize", "-m", "mlops_assets.definitions", "--select", "raw_training,features,model"], env)
+    seconds, peak = timed([dagster, "asset", "materialize", "-m", "mlops_assets.definitions", "--select", "raw_training,features,model,champion"], env)
     add = "import dagster as dg; i = dg.DagsterInstance.get(); i.add_dynamic_partitions('inference_batches', ['p5_extrac'])"
     subprocess.run([sys.executable, "-c", add], env=env, check=True, cwd=REPO)
     more, peak2 = timed(
@@ -166,13 +166,13 @@ def wait_until(predicate, timeout: float):
     raise TimeoutError(f"not done within {timeout:.0f} s")
 
 
-def promoted(home: str) -> bool:
-    """Whether the newest model materialization promoted its challenger."""
+def promoted(home: str, run_id: str) -> bool:
+    """Whether the run promoted its challenger: it materialized `champion`."""
     import dagster as dg
 
     with dg.DagsterInstance.from_config(home) as instance:
-        event = instance.get_latest_materialization_event(dg.AssetKey("model"))
-    return bool(event and event.asset_materialization.metadata["promoted"].value)
+        event = instance.get_latest_materialization_event(dg.AssetKey("champion"))
+    return bool(event and event.run_id == run_id)
 
 
 def sensor_ticked(home: str, name: str, since: float) -> bool:
@@ -238,7 +238,7 @@ def new_batch_paths(raw: Path, work: Path, timeout: float) -> dict[str, tuple[fl
             dropped = drop(raw / "later" / "p7_extrac.csv", data / "raw" / "inference")
             retrain = wait_until(lambda: finished_run({RETRAIN_BATCH_TAG: "p7_extrac"}), timeout * 2)
             results["drifted labeled batch: drop -> challenger trained (dagster dev)"] = (time.monotonic() - dropped, monitor.peak)
-            if retrain.status == dg.DagsterRunStatus.SUCCESS and promoted(env["DAGSTER_HOME"]):
+            if retrain.status == dg.DagsterRunStatus.SUCCESS and promoted(env["DAGSTER_HOME"], retrain.run_id):
                 wait_until(lambda: finished_run({RESCORED_BY_TAG: "2"}), timeout)
                 results["drifted labeled batch: drop -> rescored by promoted model (dagster dev)"] = (time.monotonic() - dropped, monitor.peak)
     finally:

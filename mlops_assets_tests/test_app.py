@@ -69,6 +69,8 @@ def test_the_batch_picker_lists_scored_batches_newest_first_with_their_facts(app
     assert drift_score[0] > app_data.drift_threshold  # the generator shifted a third of the features
     assert metrics["drift_score"] == f"{drift_score[0]:.3f}"
     assert metrics["Realized AUC"] == "no labels"
+    (estimated,) = sql(app_data, "SELECT estimated_auc FROM drift_history WHERE batch = ?", [DRIFTED_BATCH])
+    assert metrics["Estimated AUC"] == f"{estimated[0]:.3f}"
     assert metrics["Model version"] == "v1"
 
 
@@ -114,6 +116,10 @@ def test_the_drift_tab_shows_the_top_drifted_columns_and_the_evidently_report(ap
     (drifted_count,) = sql(app_data, "SELECT count(*) FILTER (WHERE drifted) FROM drift_report WHERE batch = ?", [DRIFTED_BATCH])
     assert drifted["drifted"].all() and len(drifted) == min(10, drifted_count[0])
     assert any("No evidently HTML report" in i.value for i in app.info)  # p6 was scored without the HTML step
+    performance = _table_with(app, "estimated_auc")
+    expected = sql(app_data, "SELECT batch, estimated_auc, realized_auc FROM drift_history ORDER BY judged_at, batch")
+    assert [(b, round(e, 9)) for b, e, _ in expected] == [(b, round(e, 9)) for b, e in zip(performance["batch"], performance["estimated_auc"])]
+    assert performance["realized_auc"].isna().all()  # neither batch has labels yet: only the estimate
     app.selectbox(key="batch").select(FIRST_BATCH).run()
     assert any(str(app_data.reports_dir / FIRST_BATCH / "drift_report.html") in c.value for c in app.caption)
 

@@ -43,7 +43,7 @@ def test_dagster_asset_materialize_trains(tmp_path, sample_raw):
     data = tmp_path / "data"
     shutil.copytree(sample_raw, data / "raw")
     done = dagster_cli(
-        "asset", "materialize", "-m", "mlops_assets.definitions", "--select", "raw_training,features,model",
+        "asset", "materialize", "-m", "mlops_assets.definitions", "--select", "raw_training,features,model,champion",
         env=cli_env(data, tmp_path / "dagster_home"),
     )
     assert done.returncode == 0, done.stderr[-3000:]

@@ -36,7 +36,7 @@ def scored_under_dagster_dev(tmp_path_factory):
     generate_extracts(data / "raw", rows=6_000, months=5, seed=13)
     (data / "raw" / "inference" / "p5_extrac.csv").unlink()
     env = cli_env(data, tmp_path / "dagster_home")
-    trained = dagster_cli("asset", "materialize", "-m", "mlops_assets.definitions", "--select", "raw_training,features,model", env=env)
+    trained = dagster_cli("asset", "materialize", "-m", "mlops_assets.definitions", "--select", "raw_training,features,model,champion", env=env)
     assert trained.returncode == 0, trained.stderr[-3000:]
     extract = generate_month(5, 5_000, seed=17, with_target=False)
     with running_dagster_dev(env, tmp_path / "dagster_dev.log") as url:
@@ -73,7 +73,7 @@ def _dismiss_first_run_dialog(url: str) -> None:
 def test_the_ui_shows_the_asset_groups_and_the_metadata_users_need(scored_under_dagster_dev, tmp_path):
     url, _, _ = scored_under_dagster_dev
     _dismiss_first_run_dialog(url)
-    groups = {"training": ["raw_training", "features", "model"], "scoring": ["predictions", "business_value"],
+    groups = {"training": ["raw_training", "features", "model", "champion"], "scoring": ["predictions", "business_value"],
               "monitoring": ["drift_report", "drift_report_html"]}
     with chromium_page(tmp_path / "profile") as page:
         page.goto(f"{url}/asset-groups")

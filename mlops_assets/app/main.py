@@ -20,7 +20,7 @@ CALL_CENTER_GROUPS = [1, 2, 3]  # preselected for the call-center download: the 
 def show_batch(con, batch: pd.Series) -> None:
     name = batch["batch"]
     st.subheader(f"Batch {name}")
-    rows, version, drift_score, auc = st.columns(4)
+    rows, version, drift_score, estimate, auc = st.columns(5)
     rows.metric("Rows scored", f"{batch['rows_scored']:,}")
     version.metric("Model version", f"v{batch['model_version']}")
     if pd.notna(batch["drift_score"]):
@@ -30,8 +30,11 @@ def show_batch(con, batch: pd.Series) -> None:
             delta_color="inverse" if detected else "off",
         )
         st.caption(f"Retraining: {batch['retraining']}")
+        if pd.notna(batch["retraining_outcome"]):
+            st.caption(f"Retraining outcome: {batch['retraining_outcome']}")
     else:
         drift_score.metric("drift_score", "not judged yet")
+    estimate.metric("Estimated AUC", f"{batch['estimated_auc']:.3f}" if pd.notna(batch["estimated_auc"]) else "not judged yet")
     auc.metric("Realized AUC", f"{batch['realized_auc']:.3f}" if pd.notna(batch["realized_auc"]) else "no labels")
 
     st.markdown("#### Business value per execution group")
@@ -93,6 +96,15 @@ def show_drift(con, settings: PipelineSettings, batch: str | None) -> None:
         st.info("No batch has been judged for drift yet (asset drift_report).")
         return
     st.altair_chart(charts.drift_history_chart(history, settings.drift_threshold), width="stretch")
+    st.markdown("#### Model performance per batch")
+    st.caption(
+        "Estimated AUC comes from the scoring model's probabilities alone (it assumes they are calibrated, which "
+        "training checks); it sees the features move but not a changed relation to the outcome, which only the "
+        "realized AUC shows once labels arrive."
+    )
+    performance = ["batch", "scored_by", "estimated_auc", "realized_auc", "estimated_top_decile_positives",
+                   "realized_top_decile_positives", "reference"]
+    st.dataframe(history[performance], hide_index=True)
     if batch is None:
         return
     st.markdown(f"#### Most drifted features of {batch}")

@@ -45,7 +45,7 @@ def open_warehouse(path: str | Path) -> Iterator[duckdb.DuckDBPyConnection]:
 
 def scored_batches(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     """One row per scored batch, newest first: rows, model version, drift score and verdict, realized AUC."""
-    drift_columns = ["drift_score", "drift_detected", "retraining", "realized_auc"]
+    drift_columns = ["drift_score", "drift_detected", "retraining", "realized_auc", "estimated_auc", "retraining_outcome"]
     if not table_exists(con, "predictions"):
         return pd.DataFrame(columns=["batch", "rows_scored", "model_version", "scored_at", *drift_columns])
     batches = con.execute(
@@ -104,12 +104,14 @@ def customer_history(con: duckdb.DuckDBPyConnection, identifier: str) -> pd.Data
 
 
 def drift_history(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
-    """drift_score of every judged batch, in the order they were judged."""
+    """drift_score and model performance of every judged batch, in the order they were judged: the
+    label-free AUC estimate beside the realized AUC where labels are known."""
     if not table_exists(con, "drift_history"):
         return pd.DataFrame(columns=["batch", "drift_score", "drift_detected", "judged_at"])
     return con.execute(
-        "SELECT batch, drift_score, drift_detected, drifted_columns, features_judged, retraining, judged_at "
-        "FROM drift_history ORDER BY judged_at, batch"
+        "SELECT batch, drift_score, drift_detected, drifted_columns, features_judged, champion_version AS scored_by, "
+        "estimated_auc, realized_auc, estimated_top_decile_positives, realized_top_decile_positives, retraining, "
+        "retraining_outcome, reference, judged_at FROM drift_history ORDER BY judged_at, batch"
     ).df()
 
 

@@ -1,0 +1,92 @@
+"""The closed loop under `dagster dev`, with nobody at the keyboard: a drifted labeled extract is
+dropped, and the sensors score it, retrain, promote and rescore. Each step is checked where it
+leaves its trace: the Dagster instance, the DuckDB file and the MLflow store."""
+
+import time
+
+import dagster as dg
+import duckdb
+import mlflow
+import pytest
+
+from mlops_assets.defs.sensors import RESCORED_BY_TAG, RETRAIN_BATCH_TAG
+from mlops_assets.model_registry import CHAMPION_ALIAS
+from mlops_assets.sample_data import generate_extracts, generate_month, write_extract
+from mlops_assets.settings import PipelineSettings
+from mlops_assets_tests.dagster_dev import running_dagster_dev, wait_for
+from mlops_assets_tests.test_cli import cli_env, dagster_cli
+
+pytestmark = pytest.mark.slow
+
+BATCH = "p6_extrac"
+ROWS = 12_000
+"""Half of it (6,000 rows) is enough for the `newest_only` candidate (min_candidate_rows 5,000)."""
+
+
+def _finished(home: str, tags: dict[str, str]):
+    with dg.DagsterInstance.from_config(home) as instance:
+        done = [dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
+        runs = instance.get_runs(dg.RunsFilter(tags=tags, statuses=done))
+        return runs[0] if runs else None
+
+
+def test_a_drifted_labeled_drop_is_retrained_promoted_and_rescored_by_the_sensors(tmp_path):
+    data = tmp_path / "data"
+    generate_extracts(data / "raw", rows=6_000, months=5, seed=13)
+    (data / "raw" / "inference" / "p5_extrac.csv").unlink()
+    env = cli_env(data, tmp_path / "dagster_home")
+    home = env["DAGSTER_HOME"]
+    trained = dagster_cli("asset", "materialize", "-m", "mlops_assets.definitions", "--select", "raw_training,features,model,champion", env=env)
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    settings = PipelineSettings(data_dir=str(data))
+
+    with running_dagster_dev(env, tmp_path / "dagster_dev.log"):
+        dropped = time.monotonic()
+        write_extract(generate_month(6, ROWS, seed=29, drift="numeric_shift", with_target=True), settings.inference_dir)
+        scoring = wait_for(lambda: _finished(home, {"dagster/sensor_name": "inference_folder_sensor"}), 240, 1, "the sensor's scoring run")
+        assert scoring.status == dg.DagsterRunStatus.SUCCESS, f"stage 1, scoring run {scoring.run_id}: {scoring.status}"
+        retraining = wait_for(lambda: _finished(home, {RETRAIN_BATCH_TAG: BATCH}), 300, 1, "the retraining run")
+        assert retraining.status == dg.DagsterRunStatus.SUCCESS, f"stage 2, retraining run {retraining.run_id}: {retraining.status}"
+        rescoring = wait_for(lambda: _finished(home, {RESCORED_BY_TAG: "2"}), 240, 1, "the rescoring run")
+        assert rescoring.status == dg.DagsterRunStatus.SUCCESS, f"stage 3, rescoring run {rescoring.run_id}: {rescoring.status}"
+        seconds = time.monotonic() - dropped
+        time.sleep(12)  # two more sensor intervals: nothing else may be started for this batch
+    print(f"drifted labeled drop -> retrained, promoted, rescored under dagster dev: {seconds:.0f} s")
+
+    # the Dagster instance: who started what, for which batch
+    with dg.DagsterInstance.from_config(home) as instance:
+        runs = instance.get_runs(dg.RunsFilter(tags={"dagster/sensor_name": "drift_retrain_sensor"}))
+        by_sensor = sorted((r.job_name, r.tags.get("dagster/partition")) for r in runs)
+        assert by_sensor == [("batch_job", BATCH), ("training_job", None)], f"stage 4, runs of drift_retrain_sensor: {by_sensor}"
+        assert scoring.tags["dagster/partition"] == BATCH and scoring.job_name == "batch_job"
+        champion_event = instance.get_latest_materialization_event(dg.AssetKey("champion"))
+        assert champion_event.run_id == retraining.run_id, "stage 4: the champion was materialized by the retraining run"
+        assert champion_event.asset_materialization.metadata["model_version"].value == 2
+
+    # the warehouse: the batch scored, retrained on, rescored by the new champion
+    with duckdb.connect(settings.warehouse_file, read_only=True) as con:
+        assert con.execute("SELECT model_version, count(*) FROM predictions WHERE batch = ? GROUP BY 1", [BATCH]).fetchall() == [(2, ROWS)]
+        assert con.execute("SELECT DISTINCT model_version FROM business_value WHERE batch = ?", [BATCH]).fetchall() == [(2,)]
+        assert con.execute("SELECT version FROM champion ORDER BY promoted_at").fetchall() == [(1,), (2,)]
+        [(promoted, candidate, evaluation, auc, champion_auc)] = con.execute(
+            "SELECT promoted, candidate, evaluation, roc_auc, champion_auc_same_data FROM model WHERE version = 2"
+        ).fetchall()
+        assert promoted and evaluation.startswith(f"held-out 50% of {BATCH}.csv") and auc >= champion_auc - settings.promotion_tolerance
+        assert con.execute("SELECT count(*) FROM model_candidates WHERE version = 2").fetchall() == [(3,)]
+        [(version, outcome, drift_score, reference)] = con.execute(
+            "SELECT champion_version, retraining_outcome, drift_score, reference FROM drift_history WHERE batch = ?", [BATCH]
+        ).fetchall()
+        assert version == 2 and outcome.startswith(f"challenger v2 ({candidate}) promoted")
+        assert reference.startswith("champion v2's evaluation data") and drift_score <= settings.drift_threshold
+        log = con.execute("SELECT model_version, dagster_run_id FROM inference_log WHERE batch = ? ORDER BY finished_at", [BATCH]).fetchall()
+        assert log == [(1, scoring.run_id), (2, rescoring.run_id)]
+    assert sorted(p.name for p in settings.training_dir.glob("*.csv")) == ["p2_extrac.csv", "p3_extrac.csv", "p4_extrac.csv", f"{BATCH}.csv"]
+
+    # MLflow: the alias names the promoted version, whose run holds one nested run per candidate
+    client = mlflow.MlflowClient(tracking_uri=settings.tracking_uri)
+    registered = client.get_model_version_by_alias(settings.registered_model_name, CHAMPION_ALIAS)
+    assert int(registered.version) == 2
+    parent = client.get_run(registered.run_id)
+    children = client.search_runs([parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+    assert {r.info.run_name for r in children} == {"window_uniform", "recent_weighted", "newest_only"}
+    assert parent.data.tags["dagster_run_id"] == retraining.run_id
