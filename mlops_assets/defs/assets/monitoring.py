@@ -32,13 +32,13 @@ def _scored_with_labels(con, batch: str) -> tuple[pd.DataFrame, str, str | None]
     ).fetchall()[0][0]
     if late:
         scored = con.execute(
-            "SELECT coalesce(p.target, l.target) AS target, p.probability, p.model_version FROM predictions p "
+            "SELECT p.key_value, coalesce(p.target, l.target) AS target, p.probability, p.model_version FROM predictions p "
             "LEFT JOIN batch_labels l ON l.batch = p.batch AND l.key_value = p.key_value WHERE p.batch = ?",
             [batch],
         ).df()
         file, sha = con.execute("SELECT any_value(labels_file), any_value(labels_sha256) FROM batch_labels WHERE batch = ?", [batch]).fetchall()[0]
         return scored, f"labels file {file}", sha
-    scored = con.execute("SELECT target, probability, model_version FROM predictions WHERE batch = ?", [batch]).df()
+    scored = con.execute("SELECT key_value, target, probability, model_version FROM predictions WHERE batch = ?", [batch]).df()
     if scored["target"].notna().any():
         [(sha,)] = con.execute(
             "SELECT content_sha256 FROM inference_log WHERE batch = ? ORDER BY finished_at DESC LIMIT 1", [batch]
@@ -88,10 +88,17 @@ def drift_report(context: dg.AssetExecutionContext, settings: PipelineSettings, 
         scored, labels_source, labeled_sha = _scored_with_labels(con, batch)
         scoring_version = int(scored["model_version"].iloc[0])
         scoring_auc = con.execute("SELECT roc_auc FROM model WHERE version = ?", [scoring_version]).fetchall()[0][0]
+        learned_from_batch = table_exists(con, "model_data") and con.execute(
+            "SELECT count(*) FROM model_data WHERE version = ? AND role = 'train' AND file_name = ?", [scoring_version, path.name]
+        ).fetchall()[0][0] > 0
         earlier_outcome = _retraining_outcome(con, batch)
         _, current = load_extract(con, path, with_target=False, max_invalid_share=settings.max_invalid_share)
     probability = scored["probability"].to_numpy()
-    realized = monitoring.realized_performance(scored["target"].to_numpy(dtype=np.float64), probability)
+    target = scored["target"].to_numpy(dtype=np.float64)
+    if learned_from_batch:  # a model is only measured on rows it did not learn from: the held-out part
+        target = np.where(training.held_out(scored["key_value"], seed=settings.random_seed, share=settings.holdout_share), target, np.nan)
+        labels_source += f" (held-out {settings.holdout_share:.0%} only: v{scoring_version} learned from the rest)"
+    realized = monitoring.realized_performance(target, probability)
     has_labels = labeled_sha is not None
     estimated_auc = training.expected_roc_auc(probability)
     estimated_top = training.expected_top_decile_positives(probability)
