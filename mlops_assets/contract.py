@@ -60,8 +60,6 @@ COLUMN_TYPES: dict[str, str] = {
 NUMERIC_COLUMNS = tuple(c for c in ALL_COLUMNS if COLUMN_TYPES[c] != "VARCHAR")
 """Columns whose text must parse as a number; garbage there is nulled and counted."""
 
-EXTRACT_FILE_PATTERN = "p*_extrac.csv"
-
 assert len(ALL_COLUMNS) == 69 and len(set(ALL_COLUMNS)) == 69, "contract must list 69 distinct columns"
 assert len(NUMERIC_FEATURES) == 58
 

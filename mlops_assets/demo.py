@@ -11,11 +11,12 @@ import time
 import dagster as dg
 import duckdb
 
+from mlops_assets.batch_files import batch_key
 from mlops_assets.defs.partitions import inference_batches
-from mlops_assets.extracts import list_extracts
-from mlops_assets.inference_folder import batch_key, candidate_files
+from mlops_assets.inference_folder import candidate_files
 from mlops_assets.sample_data import generate_extracts
 from mlops_assets.settings import PipelineSettings
+from mlops_assets.training_window import window_files
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -24,7 +25,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     settings = PipelineSettings.from_env()
-    if not list_extracts(settings.training_dir):
+    if not window_files(settings.training_dir):
         print(f"no extracts in {settings.training_dir}: generating {args.rows:,} rows x 5 months of samples")
         generate_extracts(settings.data_path / "raw", rows=args.rows)
 

@@ -335,11 +335,3 @@ def _typed_columns(present: tuple[str, ...], *, parsed: bool = False) -> str:
             expr = f"TRY_CAST(TRY_CAST({sql_ident(c)} AS DOUBLE) AS {kind})"
         casts.append(f"{expr} AS {sql_ident(c)}")
     return ", ".join(casts)
-
-
-def list_extracts(folder: Path) -> list[Path]:
-    """Extract files in `folder`, oldest month first; hidden and temporary files are not extracts."""
-    if not folder.is_dir():
-        return []
-    files = [p for p in folder.glob(contract.EXTRACT_FILE_PATTERN) if p.is_file() and not p.name.startswith(".")]
-    return sorted(files, key=lambda p: contract.extract_sort_key(p.name))

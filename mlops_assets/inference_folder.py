@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from mlops_assets import contract
+from mlops_assets.batch_files import looks_like_a_drop
 
 REJECTED = "rejected"
 
@@ -16,15 +17,7 @@ def candidate_files(folder: Path) -> list[Path]:
     """CSV files waiting in `folder` (not in subfolders); hidden, temporary and partial files are not candidates."""
     if not folder.is_dir():
         return []
-    return sorted(
-        (p for p in folder.iterdir() if p.is_file() and p.suffix.lower() == ".csv" and not p.name.startswith((".", "~"))),
-        key=lambda p: contract.extract_sort_key(p.name),
-    )
-
-
-def batch_key(path: Path) -> str:
-    """The dynamic partition of a file: its stem (`p5_extrac.csv` -> `p5_extrac`)."""
-    return path.stem
+    return sorted((p for p in folder.iterdir() if looks_like_a_drop(p)), key=lambda p: contract.extract_sort_key(p.name))
 
 
 def signature(path: Path) -> str:

@@ -267,25 +267,31 @@ def record_model(
 def promote(
     con: duckdb.DuckDBPyConnection, row: dict[str, Any], reference_columns: list[str], publish: Callable[[], None]
 ) -> None:
-    """Make `row['version']` the champion: its row in `champion`, `model.promoted`, and what drift is
-    judged against from now on (the rows it was evaluated on, `drift_reference`, and its scores
-    there, `score_reference`), in one transaction. `publish` (the MLflow alias) runs inside it, just
+    """Make `row['version']` the champion: its row in `champion`, `model.promoted`, and what the
+    batches it scores are judged against (the rows it was evaluated on, `drift_reference`, and its
+    scores there, `score_reference`, one set per version that still scores a batch), in one transaction. `publish` (the MLflow alias) runs inside it, just
     before the commit, so the warehouse and MLflow never disagree: a failed publish rolls back."""
     version = row["version"]
     with transaction(con):
         create_or_migrate(con, CHAMPION_DDL)
         insert_row(con, "champion", row)
         con.execute("UPDATE model SET promoted = true, promoted_at = $t WHERE version = $v", {"t": row["promoted_at"], "v": version})
+        columns = ", ".join(reference_columns)
+        con.execute(f"CREATE TABLE IF NOT EXISTS drift_reference AS SELECT {columns}, 0 AS model_version FROM features WHERE false")
+        con.execute("CREATE TABLE IF NOT EXISTS score_reference (probability DOUBLE, model_version INTEGER)")
+        for table in ("drift_reference", "score_reference"):
+            con.execute(f"DELETE FROM {table} WHERE model_version = $v", {"v": version})
         con.execute(
-            f"CREATE OR REPLACE TABLE drift_reference AS SELECT {', '.join(reference_columns)}, $v AS model_version "
-            "FROM features WHERE split = 'test'",
-            {"v": version},
+            f"INSERT INTO drift_reference SELECT {columns}, $v AS model_version FROM features WHERE split = 'test'", {"v": version}
         )
         con.execute(
-            "CREATE OR REPLACE TABLE score_reference AS SELECT probability, model_version FROM evaluation_scores "
-            "WHERE model_version = $v",
+            "INSERT INTO score_reference SELECT probability, model_version FROM evaluation_scores WHERE model_version = $v",
             {"v": version},
         )
+        # a batch is judged against the reference of the version that scored it: keep those, drop the rest
+        in_use = "SELECT DISTINCT model_version FROM predictions" if table_exists(con, "predictions") else "SELECT NULL"
+        for table in ("drift_reference", "score_reference"):
+            con.execute(f"DELETE FROM {table} WHERE model_version <> $v AND model_version NOT IN ({in_use})", {"v": version})
         publish()
 
 

@@ -6,7 +6,7 @@ import duckdb
 import pytest
 
 from mlops_assets import contract
-from mlops_assets.extracts import ExtractError, check_extract, list_extracts, load_extract, load_extracts, typed_select
+from mlops_assets.extracts import ExtractError, check_extract, load_extract, load_extracts, typed_select
 from mlops_assets.sample_data import generate_month, write_extract
 
 
@@ -140,13 +140,6 @@ def test_duplicate_keys_keep_the_first_row(con, extract):
     first = lines[10].split(",")
     kept = table[table["key_value"] == first[1]].iloc[0]
     assert kept["tip_doc"] == first[3]
-
-
-def test_list_extracts_orders_by_month_and_skips_other_files(tmp_path):
-    for name in ["p10_extrac.csv", "p9_extrac.csv", ".p11_extrac.csv", "p12_extrac.csv.tmp", "notes.txt"]:
-        (tmp_path / name).write_text("x")
-    assert [p.name for p in list_extracts(tmp_path)] == ["p9_extrac.csv", "p10_extrac.csv"]
-    assert list_extracts(tmp_path / "missing") == []
 
 
 # The loaders take clean files in one typed pass and hand anything else to check_extract; whichever

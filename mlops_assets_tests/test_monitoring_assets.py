@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from mlops_assets import training
+from mlops_assets import training, training_window
 from mlops_assets.defs.sensors import RETRAIN_BATCH_TAG, drift_retrain_sensor
 from mlops_assets.model_registry import CHAMPION_ALIAS
 from mlops_assets.sample_data import NUMERIC_SHIFTED, generate_month, write_extract
@@ -233,8 +233,10 @@ def test_a_retraining_whose_challenger_loses_keeps_the_champion_and_says_so(loop
     _shuffle_labels(settings.inference_dir / f"{batch}.csv")  # the drifted month's labels are noise
     assert score_batch(settings, instance, batch, assets=WITHOUT_HTML_REPORT).success
     [request], cursor = _sensor_requests(instance)
+    before = _folders(settings)
     retrained = execute_request(settings, instance, request)
     assert not retrained.success  # the winner is below the AUC floor: its blocking check fails the run
+    assert _folders(settings) == before  # a failed retraining does not move the window
     [(gate_passed, promoted, reason)] = sql(settings, "SELECT gate_passed, promoted, promotion_reason FROM model WHERE version = 2")
     assert not gate_passed and not promoted and "below the floor" in reason
     assert sql(settings, "SELECT version FROM champion") == [(1,)]
@@ -278,3 +280,62 @@ def test_the_champion_is_calibrated_on_its_evaluation_data(trained):
     """The estimate relies on calibrated probabilities: checked on the rows the model was judged on."""
     [(calibration, estimated, auc)] = sql(trained.settings, "SELECT calibration_error, estimated_auc, roc_auc FROM model WHERE version = 1")
     assert calibration < 0.01 and abs(estimated - auc) < 0.02
+
+
+def _folders(settings) -> dict[str, str]:
+    """Every file of training/ and archive/ with its content hash."""
+    return {
+        f"{folder.name}/{p.name}": hashlib.sha256(p.read_bytes()).hexdigest()
+        for folder in (settings.training_dir, settings.archive_dir) if folder.is_dir() for p in folder.iterdir()
+    }
+
+
+def test_a_labeled_batch_joins_the_window_whatever_its_name(loop):
+    settings, instance = loop
+    sample = generate_month(6, 8_000, seed=19, drift="numeric_shift", with_target=True)
+    write_extract(sample, settings.inference_dir).rename(settings.inference_dir / "junio.csv")
+    assert score_batch(settings, instance, "junio", assets=WITHOUT_HTML_REPORT).success
+    jobs, _ = _retrain_and_rescore(settings, instance)
+    assert jobs == [("training_job", None), ("batch_job", "junio")]
+    assert [p.name for p in training_window.window_files(settings.training_dir)] == [
+        "p2_extrac.csv", "p3_extrac.csv", "p4_extrac.csv", "junio.csv"]
+    assert sql(settings, "SELECT source_file, count(*) FROM raw_training WHERE source_file = 'junio.csv' GROUP BY 1") == [("junio.csv", 8_000)]
+    assert sql(settings, "SELECT test_file, training_files FROM model WHERE version = 2") == [
+        ("junio.csv", ["p2_extrac.csv", "p3_extrac.csv", "p4_extrac.csv", "junio.csv"])]
+
+
+def test_a_failed_retraining_leaves_the_training_folders_exactly_as_they_were(loop):
+    settings, instance = loop
+    batch = _drop(settings, 6, "numeric_shift", labels=True)
+    assert score_batch(settings, instance, batch, assets=WITHOUT_HTML_REPORT).success
+    [request], _ = _sensor_requests(instance)
+    before = _folders(settings)
+    path = settings.inference_dir / f"{batch}.csv"
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    frame.loc[frame.index[:5], "target"] = "2"  # the labels went bad after the batch was scored
+    frame.to_csv(path, index=False)
+    result = execute_request(settings, instance, request)
+    assert not result.success and "row(s) have a `target` that is not 0 or 1" in failure_text(result)
+    assert _folders(settings) == before
+    assert sql(settings, "SELECT count(*) FROM model") == [(1,)]
+
+
+def test_a_challenger_above_the_floor_but_worse_than_the_champion_is_refused(loop):
+    settings, instance = loop
+    weak = make_settings(settings.data_dir, max_training_rows=400, auc_floor=0.55)  # learns from a sliver of the window
+    batch = _drop(weak, 6, "numeric_shift", labels=True)
+    assert score_batch(weak, instance, batch, assets=WITHOUT_HTML_REPORT).success
+    [request], cursor = _sensor_requests(instance)
+    result = execute_request(weak, instance, request)
+    assert result.success, failure_text(result)  # the run did its job: the challenger is judged and refused
+    [(auc, champion_auc, gate_passed, promoted, reason)] = sql(
+        weak, "SELECT roc_auc, champion_auc_same_data, gate_passed, promoted, promotion_reason FROM model WHERE version = 2"
+    )
+    assert weak.auc_floor <= auc < champion_auc - weak.promotion_tolerance, (auc, champion_auc)
+    assert not gate_passed and not promoted and "< champion" in reason
+    assert sql(weak, "SELECT version FROM champion") == [(1,)]
+    client = mlflow.MlflowClient(tracking_uri=weak.tracking_uri)
+    assert int(client.get_model_version_by_alias(weak.registered_model_name, CHAMPION_ALIAS).version) == 1
+    assert _sensor_requests(instance, cursor)[0] == []  # no rescoring by a refused model
+    [(outcome,)] = sql(weak, "SELECT retraining_outcome FROM drift_history WHERE batch = ?", [batch])
+    assert f"{batch}.csv joined the training window" in outcome and "not promoted" in outcome

@@ -166,3 +166,18 @@ def test_duplicate_keys_keep_the_first_row_and_are_counted(scored, instance):
     assert sql(scored, "SELECT rows_read, rows_scored, rows_rejected FROM inference_log WHERE batch = 'p9_dupes'") == [(1_003, 1_000, 3)]
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
     assert checks == {"scored_exactly_once": True, "probabilities_in_unit_interval": True, "business_value_never_nan": True}
+
+
+def test_a_batch_file_with_an_upper_case_extension_is_scored_under_its_key(trained, tmp_path):
+    """`p11_extrac.CSV` is batch p11_extrac for the sensor and for every asset (it used to fail with 'does not exist')."""
+    data = tmp_path / "data"
+    shutil.copytree(trained.settings.data_dir, data)
+    settings = make_settings(data)
+    path = write_extract(generate_month(11, 2_000, seed=5, with_target=False), settings.inference_dir)
+    path.rename(path.with_name("p11_extrac.CSV"))
+    with dg.instance_for_test() as instance:
+        result = score_batch(settings, instance, "p11_extrac", assets=None)
+    assert result.success, failure_text(result)
+    assert sql(settings, "SELECT count(*) FROM business_value WHERE batch = 'p11_extrac'") == [(2_000,)]
+    assert sql(settings, "SELECT file_name FROM inference_log WHERE batch = 'p11_extrac'") == [("p11_extrac.CSV",)]
+    assert sql(settings, "SELECT count(*) FROM drift_history WHERE batch = 'p11_extrac'") == [(1,)]

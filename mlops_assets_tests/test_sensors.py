@@ -126,3 +126,14 @@ def test_batches_scored_before_the_sensor_started_are_history(instance, folder):
     _, cursor, _ = tick(instance, folder, None)
     requests, _, _ = tick(instance, folder, cursor)
     assert [r.partition_key for r in requests] == ["p6_extrac"]
+
+
+def test_a_name_that_cannot_be_a_batch_is_set_aside_and_the_sensor_keeps_going(instance, folder):
+    drop(folder, "p9 extrac (copy).csv")
+    drop(folder, "p11_extrac.CSV")
+    _, cursor, _ = tick(instance, folder, None)
+    requests, _, added = tick(instance, folder, cursor)
+    assert [(r.partition_key, r.tags["source_file"]) for r in requests] == [("p11_extrac", "p11_extrac.CSV")] and added == ["p11_extrac"]
+    reason = (folder.inference_dir / "rejected" / "p9 extrac (copy).csv.reason.txt").read_text()
+    assert "cannot name a batch" in reason and "rename the file" in reason
+    assert not (folder.inference_dir / "p9 extrac (copy).csv").exists()

@@ -145,7 +145,7 @@ def test_an_empty_training_folder_fails_clearly(copy_of_trained):
         path.unlink()
     result = run_job(settings, "training_job")
     assert not result.success
-    assert "no training extracts matching p*_extrac.csv in" in failure_text(result)
+    assert f"no training extracts (<name>.csv) in {settings.training_dir}" in failure_text(result)
     _assert_intact(settings, before)
 
 

@@ -4,9 +4,13 @@ import dagster as dg
 
 from mlops_assets.defs.partitions import inference_batches
 
+TRAINING_TABLES_TAG = "mlops/writes_training_tables"
+"""On every run of training_job; dagster.yaml lets one such run go at a time."""
+
 training_job = dg.define_asset_job(
     "training_job",
     selection=dg.AssetSelection.groups("training"),
+    tags={TRAINING_TABLES_TAG: "true"},
     description="Load the training window, rebuild features, train a challenger and promote it only if it is better. "
     "drift_retrain_sensor runs it with `admit_batch` set when a labeled batch drifted; `champion` materializes only on promotion.",
 )

@@ -5,6 +5,7 @@ import json
 import dagster as dg
 
 from mlops_assets import inference_folder
+from mlops_assets.batch_files import BatchNameError, batch_key, batch_path
 from mlops_assets.defs.jobs import batch_job, labels_job, training_job
 from mlops_assets.defs.partitions import inference_batches
 from mlops_assets.settings import PipelineSettings
@@ -13,6 +14,21 @@ RETRAIN_BATCH_TAG = "mlops/retrain_for_batch"
 """On a retraining run: the drifted batch it was started for (rescored if the challenger wins)."""
 RESCORED_BY_TAG = "mlops/rescored_by_model_version"
 """On a rescoring run: the promoted model version that rescored the batch."""
+
+
+def _batch_files(context: dg.SensorEvaluationContext, folder) -> list:
+    """The files waiting in `folder` whose names are batch names; any other is set aside in
+    `rejected/` with the reason, and the sensor goes on with the rest."""
+    files = []
+    for path in inference_folder.candidate_files(folder):
+        try:
+            batch_key(path)
+        except BatchNameError as exc:
+            inference_folder.reject(path, str(exc))
+            context.log.warning(f"{exc}; moved to {folder / inference_folder.REJECTED}")
+            continue
+        files.append(path)
+    return files
 
 
 def _folder_decisions(cursor: dict, files: list, already_scored: set[str], settle_seconds: float) -> tuple[list, dict]:
@@ -34,7 +50,7 @@ def _folder_decisions(cursor: dict, files: list, already_scored: set[str], settl
             settled = inference_folder.finished_writing(path, settle_seconds)
         except FileNotFoundError:  # moved away between listing and stat
             continue
-        if first_tick and inference_folder.batch_key(path) in already_scored:
+        if first_tick and batch_key(path) in already_scored:
             seen[path.name] = signature  # history from before this sensor ran: not rescored unless asked
             continue
         if seen.get(path.name) == signature:
@@ -59,15 +75,15 @@ def inference_folder_sensor(context: dg.SensorEvaluationContext, settings: Pipel
     already_scored: set[str] = set()
     if "seen" not in cursor:
         already_scored = set(context.instance.get_materialized_partitions(dg.AssetKey("predictions")))
-    files = inference_folder.candidate_files(settings.inference_dir)
+    files = _batch_files(context, settings.inference_dir)
     ready, next_cursor = _folder_decisions(cursor, files, already_scored, settings.file_settle_seconds)
     known = set(context.instance.get_dynamic_partitions(inference_batches.name))
-    new_keys = sorted({inference_folder.batch_key(p) for p, _ in ready} - known)
+    new_keys = sorted({batch_key(p) for p, _ in ready} - known)
     return dg.SensorResult(
         run_requests=[
             dg.RunRequest(
                 run_key=signature,
-                partition_key=inference_folder.batch_key(path),
+                partition_key=batch_key(path),
                 tags={"source_file": path.name},
             )
             for path, signature in ready
@@ -87,17 +103,17 @@ def inference_folder_sensor(context: dg.SensorEvaluationContext, settings: Pipel
 )
 def labels_sensor(context: dg.SensorEvaluationContext, settings: PipelineSettings) -> dg.SensorResult:
     cursor = json.loads(context.cursor) if context.cursor else {"seen": {}}
-    files = inference_folder.candidate_files(settings.labels_dir)
+    files = _batch_files(context, settings.labels_dir)
     ready, next_cursor = _folder_decisions(cursor, files, set(), settings.file_settle_seconds)
     scored = set(context.instance.get_materialized_partitions(dg.AssetKey("predictions")))
     requests, waiting = [], []
     for path, signature in ready:
-        batch = inference_folder.batch_key(path)
+        batch = batch_key(path)
         if batch in scored:
             requests.append(
                 dg.RunRequest(job_name=labels_job.name, run_key=f"labels-{signature}", partition_key=batch, tags={"labels_file": path.name})
             )
-        elif (settings.inference_dir / f"{batch}.csv").is_file():
+        elif batch_path(settings.inference_dir, batch).is_file():
             waiting.append(path.name)  # its batch is still being scored: look again next tick
             next_cursor["seen"].pop(path.name, None)
         else:

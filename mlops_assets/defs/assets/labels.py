@@ -6,6 +6,7 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from mlops_assets import inference_folder
+from mlops_assets.batch_files import batch_path
 from mlops_assets.defs.assets.scoring import predictions
 from mlops_assets.defs.assets.training import extract_failure
 from mlops_assets.defs.partitions import inference_batches
@@ -24,7 +25,7 @@ def batch_labels(context: dg.AssetExecutionContext, settings: PipelineSettings, 
     `labels/rejected/` with the reason and nothing is stored. `drift_report` then measures how the
     model that scored each row did, and retraining follows when due."""
     batch = context.partition_key
-    path = settings.labels_dir / f"{batch}.csv"
+    path = batch_path(settings.labels_dir, batch)
     if not path.is_file():
         raise dg.Failure(description=f"{path} does not exist (moved to rejected/ or deleted?); no labels were stored")
     keys = f"(SELECT key_value FROM predictions WHERE batch = {sql_literal(batch)})"

@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 from dagster_duckdb import DuckDBResource
 
 from mlops_assets import contract, drift, monitoring
+from mlops_assets.batch_files import batch_path, file_name
 from mlops_assets.defs.assets.labels import batch_labels
 from mlops_assets.defs.assets.scoring import predictions
 from mlops_assets.defs.partitions import inference_batches
@@ -58,6 +59,13 @@ def _retraining_outcome(con, batch: str) -> str | None:
     return rows[0][0] if rows else None
 
 
+def _reference_version(con, scoring_version: int) -> int:
+    """The version whose reference a batch is judged against: the one that scored it (a warehouse
+    from before references were kept per version has only the newest champion's)."""
+    kept = {v for (v,) in con.execute("SELECT DISTINCT model_version FROM drift_reference").fetchall()}
+    return scoring_version if scoring_version in kept else max(kept)
+
+
 def _reference_description(con, version: int) -> str:
     """What the batch is compared with, in words: the champion's evaluation rows."""
     if table_exists(con, "champion"):
@@ -71,7 +79,7 @@ def _reference_description(con, version: int) -> str:
     group_name=GROUP, partitions_def=inference_batches, pool="duckdb", kinds={"duckdb"}, deps=[predictions, batch_labels]
 )
 def drift_report(context: dg.AssetExecutionContext, settings: PipelineSettings, warehouse: DuckDBResource) -> dg.MaterializeResult:
-    """Per-feature drift of the batch against the champion's evaluation rows (all rows, evidently's
+    """Per-feature drift of the batch against the evaluation rows of the version that scored it (all rows, evidently's
     default test per column), the `drift_score` share, score drift, a label-free estimate of the
     scoring model's ROC AUC and top-decile positives, realized metrics once labels are known (in the
     extract or arrived later), and whether retraining is due. Writes `drift_report`,
@@ -79,17 +87,21 @@ def drift_report(context: dg.AssetExecutionContext, settings: PipelineSettings, 
     from mlops_assets import training
 
     batch = context.partition_key
-    path = settings.inference_dir / f"{batch}.csv"
+    path = batch_path(settings.inference_dir, batch)
     with warehouse.get_connection() as con:
-        reference = con.sql(f"SELECT {', '.join(contract.MODEL_FEATURES)} FROM drift_reference").to_arrow_table()
-        reference_version = con.execute("SELECT any_value(model_version) FROM drift_reference").fetchall()[0][0]
-        reference_text = _reference_description(con, reference_version)
-        reference_scores = con.execute("SELECT probability FROM score_reference").fetchnumpy()["probability"]
         scored, labels_source, labeled_sha = _scored_with_labels(con, batch)
         scoring_version = int(scored["model_version"].iloc[0])
         scoring_auc = con.execute("SELECT roc_auc FROM model WHERE version = ?", [scoring_version]).fetchall()[0][0]
+        reference_version = _reference_version(con, scoring_version)
+        reference = con.sql(
+            f"SELECT {', '.join(contract.MODEL_FEATURES)} FROM drift_reference WHERE model_version = $v", params={"v": reference_version}
+        ).to_arrow_table()
+        reference_text = _reference_description(con, reference_version)
+        reference_scores = con.execute(
+            "SELECT probability FROM score_reference WHERE model_version = ?", [reference_version]
+        ).fetchnumpy()["probability"]
         learned_from_batch = table_exists(con, "model_data") and con.execute(
-            "SELECT count(*) FROM model_data WHERE version = ? AND role = 'train' AND file_name = ?", [scoring_version, path.name]
+            "SELECT count(*) FROM model_data WHERE version = ? AND role = 'train' AND file_name = ?", [scoring_version, file_name(batch)]
         ).fetchall()[0][0] > 0
         earlier_outcome = _retraining_outcome(con, batch)
         _, current = load_extract(con, path, with_target=False, max_invalid_share=settings.max_invalid_share)

@@ -7,6 +7,7 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from mlops_assets import contract, inference_folder, model_registry
+from mlops_assets.batch_files import batch_path
 from mlops_assets.defs.assets.training import champion as champion_asset, extract_failure
 from mlops_assets.defs.partitions import inference_batches
 from mlops_assets.extracts import ExtractError, load_extract
@@ -40,7 +41,7 @@ def predictions(
 
     started, clock = dt.datetime.now(), time.perf_counter()
     batch = context.partition_key
-    path = settings.inference_dir / f"{batch}.csv"
+    path = batch_path(settings.inference_dir, batch)
     if not path.is_file():
         raise dg.Failure(description=f"{path} does not exist (moved to rejected/ or deleted?); nothing was scored")
     with warehouse.get_connection() as con:

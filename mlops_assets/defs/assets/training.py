@@ -3,6 +3,8 @@
 
 
 import datetime as dt
+import os
+import shutil
 from pathlib import Path
 
 import dagster as dg
@@ -11,10 +13,11 @@ import pydantic
 from dagster_duckdb import DuckDBResource
 
 from mlops_assets import contract, model_registry
-from mlops_assets.extracts import ExtractError, check_extract, list_extracts, load_extracts, read_header, sql_literal
+from mlops_assets.batch_files import batch_path, file_name
+from mlops_assets.extracts import ExtractError, load_extracts, read_header, sql_literal
 from mlops_assets.labels import write_labeled_extract
 from mlops_assets.settings import PipelineSettings
-from mlops_assets.training_window import admit_labeled_batch
+from mlops_assets.training_window import commit, propose, window_files
 from mlops_assets.warehouse import (
     champion as current_champion,
     promote,
@@ -40,14 +43,20 @@ class TrainingWindowConfig(dg.Config):
     )
 
 
-def _labeled_batch_file(settings: PipelineSettings, warehouse: DuckDBResource, batch: str) -> Path:
-    """The batch as a labeled extract: its inference file when it carries `target`, otherwise that
-    file joined with the labels that arrived later (written to the staging folder)."""
-    batch_file = settings.inference_dir / f"{batch}.csv"
+def _stage_labeled_batch(settings: PipelineSettings, warehouse: DuckDBResource, batch: str) -> Path:
+    """The batch as a labeled extract in the staging folder, under its canonical name: a copy of its
+    inference file when that carries `target`, otherwise that file joined with the labels that
+    arrived later. The training folder itself changes only when the run completes."""
+    batch_file = batch_path(settings.inference_dir, batch)
     if not batch_file.is_file():
         raise dg.Failure(description=f"batch {batch} cannot join the training window: {batch_file} does not exist")
+    out = settings.staging_dir / file_name(batch)
+    out.parent.mkdir(parents=True, exist_ok=True)
     if contract.TARGET in read_header(batch_file):
-        return batch_file
+        partial = out.with_name(f".{out.name}.partial")
+        shutil.copyfile(batch_file, partial)
+        os.replace(partial, out)
+        return out
     with warehouse.get_connection() as con:
         labeled = table_exists(con, "batch_labels") and con.execute(
             "SELECT count(*) FROM batch_labels WHERE batch = ?", [batch]
@@ -55,10 +64,9 @@ def _labeled_batch_file(settings: PipelineSettings, warehouse: DuckDBResource, b
         if not labeled:
             raise dg.Failure(
                 description=f"batch {batch} cannot join the training window: it has no labels (no `target` column, "
-                f"no {settings.labels_dir / (batch + '.csv')} received)"
+                f"no {batch_path(settings.labels_dir, batch)} received)"
             )
         labels = f"(SELECT key_value, target FROM batch_labels WHERE batch = {sql_literal(batch)})"
-        out = settings.staging_dir / batch_file.name
         write_labeled_extract(con, batch_file, labels, out)
     return out
 
@@ -67,30 +75,21 @@ def _labeled_batch_file(settings: PipelineSettings, warehouse: DuckDBResource, b
 def raw_training(
     context: dg.AssetExecutionContext, config: TrainingWindowConfig, settings: PipelineSettings, warehouse: DuckDBResource
 ) -> dg.MaterializeResult:
-    """The newest `training_window` labeled extracts, validated against the contract, one row per
-    customer-month tagged with its `source_file`. The table is only replaced once every file passed.
-    `training_window` lists the files with their content hashes."""
-    window_change = None
-    admitted = ""
-    if config.admit_batch:
-        labeled = _labeled_batch_file(settings, warehouse, config.admit_batch)
-        with warehouse.get_connection() as con:
-            try:
-                check_extract(con, labeled, with_target=True, max_invalid_share=settings.max_invalid_share)
-            except ExtractError as exc:
-                raise dg.Failure(description=f"batch {config.admit_batch} cannot join the training window: {exc}") from exc
-        window_change = admit_labeled_batch(labeled, settings.training_dir, settings.archive_dir, settings.training_window)
-        admitted = labeled.name
-        context.log.info(f"training window now {window_change.window}; archived {window_change.archived}")
-    files = list_extracts(settings.training_dir)[-settings.training_window :]
-    if not files:
+    """The newest `training_window` labeled extracts (by the month they hold), validated against the
+    contract, one row per customer-month tagged with its `source_file`. The table is only replaced
+    once every file passed; `training_window` lists the files in order with their content hashes.
+    In a retraining run the window includes the labeled batch; the folders follow when the run completes."""
+    admitted = _stage_labeled_batch(settings, warehouse, config.admit_batch) if config.admit_batch else None
+    window = propose(settings.training_dir, settings.training_window, admitted)
+    if not window.files:
         raise dg.Failure(
-            description=f"no training extracts matching {contract.EXTRACT_FILE_PATTERN} in {settings.training_dir}; "
+            description=f"no training extracts (<name>.csv) in {settings.training_dir}; "
             "copy labeled extracts there or run `python -m mlops_assets.sample_data`",
         )
+    context.log.info(f"training window: {window}")
     with warehouse.get_connection() as con:
         try:
-            checks = load_extracts(con, "raw_training", files, with_target=True, max_invalid_share=settings.max_invalid_share)
+            checks = load_extracts(con, "raw_training", list(window.files), with_target=True, max_invalid_share=settings.max_invalid_share)
         except ExtractError as exc:
             raise extract_failure(exc) from exc
         rows = con.execute("SELECT count(*) FROM raw_training").fetchall()[0][0]
@@ -98,11 +97,12 @@ def raw_training(
             "window_files",
             pd.DataFrame(
                 {
+                    "position": range(1, len(checks) + 1),
                     "file_name": [c.path.name for c in checks],
                     "sha256": [c.sha256 for c in checks],
                     "size_bytes": [c.size_bytes for c in checks],
                     "rows": [c.rows for c in checks],
-                    "admitted": [c.path.name == admitted for c in checks],
+                    "admitted": [c.path == admitted for c in checks],
                 }
             ),
         )
@@ -120,17 +120,24 @@ def raw_training(
             "ignored_extra_columns": extra,
             "non_numeric_values_nulled": invalid,
             "duplicate_keys_dropped": sum(c.duplicate_keys for c in checks),
-            "window_change": str(window_change) if window_change else "none",
+            "window_change": (
+                f"admits {admitted.name}, archives {', '.join(window.leaving) or 'nothing'} when the run completes"
+                if admitted else "none"
+            ),
         }
     )
 
 
+def _window(con) -> list[tuple[str, bool]]:
+    """The loaded window's files, oldest first, and whether each is the admitted batch."""
+    if not table_exists(con, "training_window"):
+        return []
+    return [(name, admitted) for name, admitted in con.execute("SELECT file_name, admitted FROM training_window ORDER BY position").fetchall()]
+
+
 def _admitted_file(con) -> str | None:
     """The batch file the current training window admitted for a retraining run, if any."""
-    if not table_exists(con, "training_window"):
-        return None
-    rows = con.execute("SELECT file_name FROM training_window WHERE admitted").fetchall()
-    return rows[0][0] if rows else None
+    return next((name for name, admitted in _window(con) if admitted), None)
 
 
 @dg.asset(group_name=GROUP, pool="duckdb", kinds={"duckdb"}, deps=[raw_training])
@@ -141,7 +148,9 @@ def features(settings: PipelineSettings, warehouse: DuckDBResource) -> dg.Materi
     learns from the rest, so the challenger can learn the change it is judged on."""
     columns = ", ".join(contract.TRACE_COLUMNS + contract.MODEL_FEATURES + (contract.TARGET, "source_file"))
     with warehouse.get_connection() as con:
-        files = [r[0] for r in con.execute("SELECT DISTINCT source_file FROM raw_training").fetchall()]
+        files = [name for name, _ in _window(con)] or sorted(
+            (r[0] for r in con.execute("SELECT DISTINCT source_file FROM raw_training").fetchall()), key=contract.extract_sort_key
+        )
         admitted = _admitted_file(con)
         if admitted:
             from mlops_assets import training
@@ -160,7 +169,7 @@ def features(settings: PipelineSettings, warehouse: DuckDBResource) -> dg.Materi
                     description=f"raw_training holds {len(files)} extract(s); an out-of-time split needs at least 2"
                 )
             test = "source_file = $test"
-            test_file = max(files, key=contract.extract_sort_key)
+            test_file = files[-1]
             split = f"out of time: test = {test_file} (newest extract), train = the {len(files) - 1} older ones"
         rows = replace_table(
             con,
@@ -229,12 +238,14 @@ def _train_and_register(context: dg.AssetExecutionContext, settings: PipelineSet
     columns = ", ".join(contract.MODEL_FEATURES + (contract.TARGET,))
     with warehouse.get_connection() as con:
         admitted = _admitted_file(con)
-        window_files = sorted(
-            (r[0] for r in con.execute("SELECT DISTINCT source_file FROM features").fetchall()), key=contract.extract_sort_key
+        order = [name for name, _ in _window(con)]
+        files_in_window = sorted(
+            (r[0] for r in con.execute("SELECT DISTINCT source_file FROM features").fetchall()),
+            key=lambda f: (order.index(f), f) if f in order else (-1, f),
         )
-        train_files = [r[0] for r in con.execute("SELECT DISTINCT source_file FROM features WHERE split = 'train'").fetchall()]
+        with_train_rows = {r[0] for r in con.execute("SELECT DISTINCT source_file FROM features WHERE split = 'train'").fetchall()}
+        train_files = [f for f in files_in_window if f in with_train_rows]
         test_file = con.execute("SELECT any_value(source_file) FROM features WHERE split = 'test'").fetchall()[0][0]
-        train_files.sort(key=contract.extract_sort_key)
         train_available = con.execute("SELECT count(*) FROM features WHERE split = 'train'").fetchall()[0][0]
         train = _load_training_rows(con, settings, columns, train_files[-1] if admitted else None)
         test = con.sql(f"SELECT {columns} FROM features WHERE split = 'test'").to_arrow_table().to_pandas()
@@ -305,7 +316,7 @@ def _train_and_register(context: dg.AssetExecutionContext, settings: PipelineSet
             **{f"hgb_{k}": v for k, v in pipeline.named_steps["classifier"].get_params().items()},
             "n_iter": pipeline.named_steps["classifier"].n_iter_,
             "candidate": winner.candidate.name,
-            "training_files": ",".join(window_files),
+            "training_files": ",".join(files_in_window),
             "evaluation": evaluation,
             "train_rows": len(winner.candidate.rows),
             "train_rows_available": train_available,
@@ -326,7 +337,7 @@ def _train_and_register(context: dg.AssetExecutionContext, settings: PipelineSet
                 **metrics,
                 "decision_threshold": threshold,
                 "champion_auc_same_data": champion_auc,
-                "training_files": window_files,
+                "training_files": files_in_window,
                 "test_file": test_file,
                 "train_rows": len(winner.candidate.rows),
                 "test_rows": len(test),
@@ -368,7 +379,7 @@ def _train_and_register(context: dg.AssetExecutionContext, settings: PipelineSet
             "decision_threshold": threshold,
             "calibration_error": dg.MetadataValue.float(calibration),
             "estimated_auc": dg.MetadataValue.float(estimated_auc),
-            "training_files": window_files,
+            "training_files": files_in_window,
             "data_sha256": {f"{d['role']}:{d['file_name']}": d["sha256"] for d in data},
             "train_rows": f"{len(winner.candidate.rows):,} ({winner.candidate.description}) of {train_available:,}",
         }
@@ -425,48 +436,63 @@ def champion(context: dg.AssetExecutionContext, settings: PipelineSettings, ware
     """The model version that scores batches. Materialized only when the newest `model` passed the
     promotion gate: MLflow's `champion` alias and the warehouse's `champion` row change together, and
     the drift and score references become the rows this version was evaluated on (the newest data
-    it knows), so a month like the one it learned is not flagged again."""
+    it knows), so a month like the one it learned is not flagged again. As the training run's last
+    step it also moves the training folders to the window the run loaded (a retraining's batch in,
+    the oldest extract to the archive), whether or not the challenger won."""
     with warehouse.get_connection() as con:
         version, gate_passed, promoted, candidate, reason, evaluation, test_rows = con.execute(
             "SELECT version, gate_passed, promoted, candidate, promotion_reason, evaluation, test_rows "
             "FROM model ORDER BY version DESC LIMIT 1"
         ).fetchall()[0]
         previous = current_champion(con)
-        admitted = _admitted_file(con)
-        if not gate_passed or promoted:
+        window = _window(con)
+        admitted = next((name for name, is_admitted in window if is_admitted), None)
+        promote_now = bool(gate_passed) and not promoted
+        if promote_now:
+            _promote(context, settings, con, previous, {
+                "version": version, "candidate": candidate, "reason": reason, "reference": evaluation,
+                "reference_rows": test_rows, "promoted_at": dt.datetime.now(), "dagster_run_id": context.run.run_id,
+            })
+        else:
             context.log.info(f"model version {version} is not promoted: {reason}")
-            return
-        row = {
-            "version": version,
-            "candidate": candidate,
-            "reason": reason,
-            "reference": evaluation,
-            "reference_rows": test_rows,
-            "promoted_at": dt.datetime.now(),
-            "dagster_run_id": context.run.run_id,
-        }
-        published = []
-
-        def publish() -> None:
-            model_registry.promote(settings.tracking_uri, settings.registered_model_name, version)
-            published.append(version)
-
-        try:
-            promote(con, row, list(contract.MODEL_FEATURES), publish)
-        except BaseException:
-            if published:
-                model_registry.restore_alias(settings.tracking_uri, settings.registered_model_name, previous and previous.version)
-            raise
         if admitted:
-            record_retraining_outcome(con, admitted, f"challenger v{version} ({candidate}) promoted: {reason}; batch rescored by it")
-    yield dg.MaterializeResult(
-        metadata={
-            "model_version": version,
-            "previous_champion": previous.version if previous else "none",
-            "candidate": candidate,
-            "promotion_reason": reason,
-            "drift_reference": f"{evaluation}: what batches are judged against from now on",
-            "reference_rows": test_rows,
-            "retrained_for": Path(admitted).stem if admitted else "none (ordinary training)",
-        }
-    )
+            in_window = {name for name, _ in window}
+            leaving = [p.name for p in window_files(settings.training_dir) if p.name not in in_window]
+            archived = commit(settings.training_dir, settings.archive_dir, settings.staging_dir / admitted, leaving)
+            context.log.info(f"training folder now holds the run's window; admitted {admitted}, archived {archived or 'nothing'}")
+            if promote_now:
+                record_retraining_outcome(con, admitted, f"challenger v{version} ({candidate}) promoted: {reason}; batch rescored by it")
+            elif not promoted:
+                record_retraining_outcome(
+                    con, admitted, f"challenger v{version} ({candidate}) not promoted: {reason}; {admitted} joined the training window"
+                )
+    if promote_now:
+        yield dg.MaterializeResult(
+            metadata={
+                "model_version": version,
+                "previous_champion": previous.version if previous else "none",
+                "candidate": candidate,
+                "promotion_reason": reason,
+                "drift_reference": f"{evaluation}: what batches are judged against from now on",
+                "reference_rows": test_rows,
+                "retrained_for": Path(admitted).stem if admitted else "none (ordinary training)",
+            }
+        )
+
+
+def _promote(context, settings: PipelineSettings, con, previous, row: dict) -> None:
+    """Champion row, references and MLflow alias in one transaction; the alias is put back if the
+    transaction cannot commit."""
+    published = []
+
+    def publish() -> None:
+        model_registry.promote(settings.tracking_uri, settings.registered_model_name, row["version"])
+        published.append(row["version"])
+
+    try:
+        promote(con, row, list(contract.MODEL_FEATURES), publish)
+    except BaseException:
+        if published:
+            model_registry.restore_alias(settings.tracking_uri, settings.registered_model_name, previous and previous.version)
+        raise
+    context.log.info(f"model version {row['version']} is the champion: {row['reason']}")
