@@ -99,7 +99,8 @@ def sample_data(cache: Path, rows: int) -> Path:
             write_extract(generate_month(month, rows), raw / "training")
         write_extract(generate_month(5, rows), raw / "inference")
         write_extract(generate_month(6, rows, drift="mild", with_target=False), raw / "later")
-        write_extract(generate_month(7, rows, drift="numeric_shift", with_target=True), raw / "later")
+        # at least 20,000 rows, so even the smoke run's retraining has a held-out half to judge on
+        write_extract(generate_month(7, max(rows, 20_000), drift="numeric_shift", with_target=True), raw / "later")
         (raw / "done").touch()
     return raw
 
@@ -238,7 +239,9 @@ def new_batch_paths(raw: Path, work: Path, timeout: float) -> dict[str, tuple[fl
             dropped = drop(raw / "later" / "p7_extrac.csv", data / "raw" / "inference")
             retrain = wait_until(lambda: finished_run({RETRAIN_BATCH_TAG: "p7_extrac"}), timeout * 2)
             results["drifted labeled batch: drop -> challenger trained (dagster dev)"] = (time.monotonic() - dropped, monitor.peak)
-            if retrain.status == dg.DagsterRunStatus.SUCCESS and promoted(env["DAGSTER_HOME"], retrain.run_id):
+            if retrain.status != dg.DagsterRunStatus.SUCCESS:
+                raise RuntimeError(f"the retraining run {retrain.run_id} failed: a loop that cannot retrain is not benchmarked")
+            if promoted(env["DAGSTER_HOME"], retrain.run_id):
                 wait_until(lambda: finished_run({RESCORED_BY_TAG: "2"}), timeout)
                 results["drifted labeled batch: drop -> rescored by promoted model (dagster dev)"] = (time.monotonic() - dropped, monitor.peak)
     finally:

@@ -110,16 +110,17 @@ def run_scenario(base: Path, work: Path, month: Path, timeout: float) -> dict:
             process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
+    with dg.DagsterInstance.from_config(str(home)) as instance:  # the batch as the champion first judged it
+        first_judgement = instance.fetch_materializations(dg.AssetKey("drift_report"), limit=1, ascending=True).records[0]
+        metadata = {k: v.value for k, v in first_judgement.asset_materialization.metadata.items()}
+    result.update({k: metadata[k] for k in ("drift_score", "drifted_columns", "realized_auc", "estimated_auc", "retraining", "champion_version")})
     with duckdb.connect(str(data / "warehouse.duckdb"), read_only=True) as con:
-        first = con.execute(
-            "SELECT drift_score, drifted_columns, realized_auc, estimated_auc, retraining, champion_version "
-            "FROM drift_history WHERE batch = 'p6_extrac'"
-        ).fetchall()[0]
+        after = con.execute("SELECT drift_score, realized_auc, estimated_auc, champion_version FROM drift_history WHERE batch = 'p6_extrac'").fetchall()[0]
         model = con.execute(
             "SELECT version, candidate, roc_auc, champion_auc_same_data, promoted, promotion_reason, evaluation FROM model WHERE version = 2"
         ).fetchall()
         candidates = dict(con.execute("SELECT candidate, round(roc_auc, 4) FROM model_candidates WHERE version = 2").fetchall())
-    result.update(zip(("drift_score", "drifted_columns", "realized_auc", "estimated_auc", "retraining", "judged_by_version"), first))
+    result["after_rescoring"] = dict(zip(("drift_score", "realized_auc_held_out", "estimated_auc", "scored_by"), after))
     if model:
         version, candidate, auc, champion_auc, promoted, reason, evaluation = model[0]
         result.update(

@@ -157,7 +157,14 @@ class Candidate:
 
 
 def candidate_training_sets(
-    month_age: np.ndarray, in_uniform_sample: np.ndarray, *, retraining: bool, min_rows: int, recency_half_life: float = 1.0
+    month_age: np.ndarray,
+    in_uniform_sample: np.ndarray,
+    *,
+    retraining: bool,
+    min_rows: int,
+    max_rows: int,
+    recency_half_life: float = 1.0,
+    seed: int = 42,
 ) -> list[Candidate]:
     """The training sets a run compares: only `window_uniform` in ordinary training, all three in a
     retraining run.
@@ -166,25 +173,30 @@ def candidate_training_sets(
     the triggering batch it may learn from), 1 for the month before, ...; `in_uniform_sample` marks
     the rows of the uniform window sample (the newest month is loaded whole besides it).
     - `window_uniform`: the window's uniform sample, every row counting the same (what ordinary training fits);
-    - `recent_weighted`: the sample plus the whole newest month, a row's weight halving with every
-      `recency_half_life` months of age, so the model follows a change without forgetting the rest;
+    - `recent_weighted`: the whole newest month plus older sampled rows, at most `max_rows` in all, a
+      row's weight halving with every `recency_half_life` months of age, so the model follows a
+      change without forgetting the rest;
     - `newest_only`: the newest month alone, when it has at least `min_rows` rows (a new concept).
     """
     uniform = np.flatnonzero(in_uniform_sample)
     candidates = [Candidate("window_uniform", "the whole window, sampled uniformly", uniform, None)]
     if not retraining:
         return candidates
-    weighted = np.flatnonzero(in_uniform_sample | (month_age == 0))
+    newest = np.flatnonzero(month_age == 0)
+    older = np.flatnonzero(in_uniform_sample & (month_age > 0))
+    room = max(max_rows - len(newest), 0)
+    if len(older) > room:
+        older = np.sort(np.random.default_rng(seed).choice(older, room, replace=False))
+    weighted = np.sort(np.concatenate([newest, older]))
     weight = 0.5 ** (month_age[weighted] / recency_half_life)
     candidates.append(
         Candidate(
             "recent_weighted",
-            f"the window with the newest month whole, weights halving every {recency_half_life:g} month(s) of age",
+            f"the newest month whole and older months sampled, weights halving every {recency_half_life:g} month(s) of age",
             weighted,
             weight / weight.mean(),
         )
     )
-    newest = np.flatnonzero(month_age == 0)
     if len(newest) >= min_rows:
         candidates.append(Candidate("newest_only", f"the newest labeled month alone ({len(newest):,} rows)", newest, None))
     return candidates

@@ -57,8 +57,8 @@ def venv_command(name: str) -> str:
 
 
 @contextlib.contextmanager
-def running_dagster_dev(env: dict[str, str], log_path: Path, startup_timeout: float = 180):
-    """Yield the base URL of a `dagster dev` (webserver + daemon) on a free localhost port."""
+def dagster_dev_process(env: dict[str, str], log_path: Path, startup_timeout: float = 180):
+    """Yield (base URL, process) of a `dagster dev` (webserver + daemon) on a free localhost port."""
     port = free_port()
     args = [venv_command("dagster"), "dev", "-m", "mlops_assets.definitions", "-h", "127.0.0.1", "-p", str(port)]
     with background_process(args, env, log_path) as process:
@@ -66,7 +66,30 @@ def running_dagster_dev(env: dict[str, str], log_path: Path, startup_timeout: fl
         wait_for(lambda: process.poll() is not None or responds(f"{url}/server_info"), startup_timeout, what="dagster dev")
         if process.poll() is not None:
             raise RuntimeError(f"dagster dev exited early; see {log_path}")
+        yield url, process
+
+
+@contextlib.contextmanager
+def running_dagster_dev(env: dict[str, str], log_path: Path, startup_timeout: float = 180):
+    """Yield the base URL of a `dagster dev` (webserver + daemon) on a free localhost port."""
+    with dagster_dev_process(env, log_path, startup_timeout) as (url, _):
         yield url
+
+
+def kill_session(process: subprocess.Popen) -> int:
+    """SIGKILL every process of `process`'s session at once (dagster dev, its daemon, webserver,
+    code server and run workers), as a power cut or the OOM killer would. Returns how many."""
+    victims = []
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if os.getsid(int(entry.name)) == process.pid:
+                    victims.append(int(entry.name))
+    for pid in victims:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    process.wait(timeout=30)
+    return len(victims)
 
 
 def _stop(process: subprocess.Popen) -> None:

@@ -9,6 +9,7 @@ import duckdb
 import mlflow
 import pytest
 
+from mlops_assets.contract import extract_sort_key
 from mlops_assets.defs.sensors import RESCORED_BY_TAG, RETRAIN_BATCH_TAG
 from mlops_assets.model_registry import CHAMPION_ALIAS
 from mlops_assets.sample_data import generate_extracts, generate_month, write_extract
@@ -51,8 +52,44 @@ def test_a_drifted_labeled_drop_is_retrained_promoted_and_rescored_by_the_sensor
         assert rescoring.status == dg.DagsterRunStatus.SUCCESS, f"stage 3, rescoring run {rescoring.run_id}: {rescoring.status}"
         seconds = time.monotonic() - dropped
         time.sleep(12)  # two more sensor intervals: nothing else may be started for this batch
-    print(f"drifted labeled drop -> retrained, promoted, rescored under dagster dev: {seconds:.0f} s")
+        print(f"drifted labeled drop -> retrained, promoted, rescored under dagster dev: {seconds:.0f} s")
+        _assert_one_retraining(home, settings, scoring, retraining, rescoring)
 
+        # two labeled months of a changed concept dropped together: two retraining runs, one after
+        # the other, each learning from its own window (the second from the window the first left)
+        for month, seed in ((7, 41), (8, 43)):
+            write_extract(generate_month(month, ROWS, seed=seed, drift="concept_change", with_target=True), settings.inference_dir)
+        first, second = (
+            wait_for(lambda b=b: _finished(home, {RETRAIN_BATCH_TAG: b}), 600, 1, f"the retraining run for {b}")
+            for b in ("p7_extrac", "p8_extrac")
+        )
+        wait_for(lambda: not _in_progress(home), 600, 1, "every run finished")
+    _assert_two_retrainings_in_turn(home, settings, first, second)
+
+
+def _in_progress(home: str) -> list:
+    with dg.DagsterInstance.from_config(home) as instance:
+        return list(instance.get_runs(dg.RunsFilter(statuses=[
+            dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED])))
+
+
+def _assert_two_retrainings_in_turn(home: str, settings: PipelineSettings, *runs: dg.DagsterRun) -> None:
+    with dg.DagsterInstance.from_config(home) as instance:
+        windows = sorted((instance.get_run_stats(r.run_id).start_time, instance.get_run_stats(r.run_id).end_time, r) for r in runs)
+    assert all(r.status == dg.DagsterRunStatus.SUCCESS for *_, r in windows), [(r.run_id, r.status) for *_, r in windows]
+    (_, first_end, first), (second_start, _, second) = windows
+    assert first_end <= second_start, "stage 5: the two retraining runs overlapped"
+    first_batch, second_batch = first.tags[RETRAIN_BATCH_TAG], second.tags[RETRAIN_BATCH_TAG]
+    with duckdb.connect(settings.warehouse_file, read_only=True) as con:
+        files = dict(con.execute("SELECT test_file, training_files FROM model WHERE version IN (3, 4)").fetchall())
+    # each learned from its own window: the first admitted its batch, the second the other one
+    by_month = lambda names: sorted(names, key=extract_sort_key)  # noqa: E731
+    assert files[f"{first_batch}.csv"] == by_month(["p3_extrac.csv", "p4_extrac.csv", "p6_extrac.csv", f"{first_batch}.csv"]), files
+    assert files[f"{second_batch}.csv"] == ["p4_extrac.csv", "p6_extrac.csv", "p7_extrac.csv", "p8_extrac.csv"], files
+    assert sorted(p.name for p in settings.archive_dir.iterdir()) == ["p1_extrac.csv", "p2_extrac.csv", "p3_extrac.csv"]
+
+
+def _assert_one_retraining(home, settings, scoring, retraining, rescoring) -> None:
     # the Dagster instance: who started what, for which batch
     with dg.DagsterInstance.from_config(home) as instance:
         runs = instance.get_runs(dg.RunsFilter(tags={"dagster/sensor_name": "drift_retrain_sensor"}))

@@ -89,15 +89,18 @@ def test_the_held_out_part_is_a_seeded_hash_of_the_key():
 def test_candidate_training_sets():
     age = np.repeat([3, 2, 1, 0], [100, 100, 100, 60])
     in_sample = np.r_[np.ones(300, bool), np.zeros(60, bool)]
-    [only] = training.candidate_training_sets(age, in_sample, retraining=False, min_rows=50)
+    [only] = training.candidate_training_sets(age, in_sample, retraining=False, min_rows=50, max_rows=1_000)
     assert only.name == "window_uniform" and (only.rows == np.arange(300)).all() and only.sample_weight is None
-    uniform, weighted, newest = training.candidate_training_sets(age, in_sample, retraining=True, min_rows=50)
+    uniform, weighted, newest = training.candidate_training_sets(age, in_sample, retraining=True, min_rows=50, max_rows=1_000)
     assert (weighted.rows == np.arange(360)).all()
     by_age = {a: weighted.sample_weight[age[weighted.rows] == a][0] for a in range(4)}
     assert by_age[0] == pytest.approx(2 * by_age[1]) == pytest.approx(8 * by_age[3]) and weighted.sample_weight.mean() == pytest.approx(1)
     assert newest.name == "newest_only" and (newest.rows == np.arange(300, 360)).all()
-    assert [c.name for c in training.candidate_training_sets(age, in_sample, retraining=True, min_rows=61)] == [
+    assert [c.name for c in training.candidate_training_sets(age, in_sample, retraining=True, min_rows=61, max_rows=1_000)] == [
         "window_uniform", "recent_weighted"]
+    # within a budget of rows, the newest month stays whole and the older months are sampled
+    _, capped, _ = training.candidate_training_sets(age, in_sample, retraining=True, min_rows=50, max_rows=160)
+    assert len(capped.rows) == 160 and set(range(300, 360)) <= set(capped.rows)
 
 
 def test_a_candidate_that_learned_noise_never_wins():
@@ -109,7 +112,7 @@ def test_a_candidate_that_learned_noise_never_wins():
     age = np.repeat([3, 2, 1, 0], 8_000)
     test, _ = _frame(5, 8_000)
     inputs = training.model_inputs(test[list(contract.MODEL_FEATURES)].copy())
-    candidates = training.candidate_training_sets(age, np.ones(len(train), bool), retraining=True, min_rows=5_000)
+    candidates = training.candidate_training_sets(age, np.ones(len(train), bool), retraining=True, min_rows=5_000, max_rows=32_000)
     results = [training.fit_candidate(c, train, train["target"].to_numpy(), inputs, test["target"].to_numpy(), 42) for c in candidates]
     winner, reason = training.choose_winner(results)
     noise = next(r for r in results if r.candidate.name == "newest_only")

@@ -256,7 +256,7 @@ def _train_and_register(context: dg.AssetExecutionContext, settings: PipelineSet
     age = train["source_file"].map({f: len(train_files) - 1 - i for i, f in enumerate(train_files)}).to_numpy()
     candidates = training.candidate_training_sets(
         age, train["in_sample"].to_numpy(), retraining=bool(admitted), min_rows=settings.min_candidate_rows,
-        recency_half_life=settings.recency_half_life,
+        max_rows=settings.max_training_rows, recency_half_life=settings.recency_half_life, seed=settings.random_seed,
     )
     train_target = train[contract.TARGET].to_numpy()
     results = []
