@@ -15,7 +15,9 @@ import duckdb
 import pyarrow as pa
 
 from mlops_assets import contract
-from mlops_assets.extracts import ExtractError, csv_source, explain_reader_error, read_header, scan_bytes, sql_ident, sql_literal
+from mlops_assets.extracts.errors import ExtractError, explain_reader_error
+from mlops_assets.extracts.file_bytes import read_header, scan_bytes
+from mlops_assets.extracts.sql import csv_source, sql_ident, sql_literal
 
 COLUMNS = ("key_value", contract.TARGET)
 

@@ -6,7 +6,8 @@ import duckdb
 import pytest
 
 from mlops_assets import contract
-from mlops_assets.extracts import ExtractError, check_extract, load_extract, load_extracts, typed_select
+from mlops_assets.extracts import ExtractError, check_extract, load_extract, load_extracts
+from mlops_assets.extracts.sql import typed_select
 from mlops_assets.sample_data import generate_month, write_extract
 
 
@@ -93,6 +94,16 @@ def test_labels_must_be_binary(con, extract):
     _set_column(extract, "target", "2", every=100)
     with pytest.raises(ExtractError, match="5 row.*target.*not 0 or 1"):
         check_extract(con, extract, with_target=True)
+
+
+def test_rows_without_a_key_reject_the_file_instead_of_collapsing_into_one(con, extract):
+    """A null key_value used to count as a duplicate of the other null keys: all but one such row
+    vanished silently. A row without its key cannot be traced, so the file is refused."""
+    _set_column(extract, "key_value", "", every=50)
+    with pytest.raises(ExtractError, match=r"p3_extrac\.csv: 10 row\(s\) have no key_value"):
+        check_extract(con, extract, with_target=True)
+    with pytest.raises(ExtractError, match="have no key_value"):
+        load_extract(con, extract, with_target=True)
 
 
 def test_empty_file(con, tmp_path):
@@ -235,7 +246,7 @@ def test_clean_files_take_one_typed_pass(con, extract, spoil, monkeypatch):
     def text_pass(*args, **kwargs):
         raise AssertionError("a clean file went through check_extract's text pass")
 
-    monkeypatch.setattr("mlops_assets.extracts.check_extract", text_pass)
+    monkeypatch.setattr("mlops_assets.extracts.loading.check_extract", text_pass)
     check, rows = load_extract(con, extract, with_target=True)
     assert check.rows == rows.num_rows == 500
     assert [c.rows for c in load_extracts(con, "raw_training", [extract], with_target=True)] == [500]

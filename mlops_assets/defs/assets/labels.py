@@ -10,7 +10,8 @@ from mlops_assets.batch_files import batch_path
 from mlops_assets.defs.assets.scoring import predictions
 from mlops_assets.defs.assets.training import extract_failure
 from mlops_assets.defs.partitions import inference_batches
-from mlops_assets.extracts import ExtractError, sql_literal
+from mlops_assets.extracts import ExtractError
+from mlops_assets.extracts.sql import sql_literal
 from mlops_assets.labels import load_labels
 from mlops_assets.settings import PipelineSettings
 from mlops_assets.warehouse import BATCH_LABELS_DDL, replace_batch

@@ -14,7 +14,9 @@ from dagster_duckdb import DuckDBResource
 
 from mlops_assets import contract, model_registry
 from mlops_assets.batch_files import batch_path, file_name
-from mlops_assets.extracts import ExtractError, load_extracts, read_header, sql_literal
+from mlops_assets.extracts import ExtractError, load_extracts
+from mlops_assets.extracts.file_bytes import read_header
+from mlops_assets.extracts.sql import sql_literal
 from mlops_assets.labels import write_labeled_extract
 from mlops_assets.settings import PipelineSettings
 from mlops_assets.training_window import commit, propose, window_files
