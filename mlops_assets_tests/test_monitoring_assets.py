@@ -76,6 +76,8 @@ def test_a_drifted_labeled_batch_is_retrained_promoted_and_rescored(loop):
     assert settings.drift_flag_file.read_text() == "1\n"
     html = settings.reports_dir / batch / "drift_report.html"
     assert "SAMPLED REPORT" in html.read_text() and (settings.reports_dir / batch / "drift_report.json").stat().st_size > 0
+    # evidently's report for people judges with the pipeline's threshold, so the two agree
+    assert "Dataset Drift is detected. Dataset drift detection threshold is 0.15" in html.read_text()
 
     requests, cursor = _sensor_requests(instance)
     sha = hashlib.sha256((settings.inference_dir / f"{batch}.csv").read_bytes()).hexdigest()
