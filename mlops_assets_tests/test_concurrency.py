@@ -18,11 +18,19 @@ from mlops_assets_tests.test_cli import cli_env
 pytestmark = pytest.mark.slow
 
 
-def launch(env: dict[str, str], *args: str) -> None:
-    subprocess.run(
-        [str(Path(sys.executable).parent / "dagster"), "job", "launch", "-m", "mlops_assets.definitions", *args],
-        cwd=REPO, env=env, check=True, capture_output=True, timeout=120,
-    )
+def launch_together(env: dict[str, str], *launches: list[str]) -> None:
+    """`dagster job launch` for each argument list at once, so the runs are queued within a moment
+    of each other and really run at the same time."""
+    processes = [
+        subprocess.Popen(
+            [str(Path(sys.executable).parent / "dagster"), "job", "launch", "-m", "mlops_assets.definitions", *args],
+            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )
+        for args in launches
+    ]
+    for process in processes:
+        _, stderr = process.communicate(timeout=120)
+        assert process.returncode == 0, stderr.decode()[-2000:]
 
 
 class PollingReader(threading.Thread):
@@ -55,8 +63,7 @@ def test_training_and_scoring_runs_at_the_same_time_both_succeed(tmp_path, train
     polling = PollingReader(str(data / "warehouse.duckdb"))
     with running_dagster_dev(env, tmp_path / "dagster_dev.log"):
         polling.start()
-        launch(env, "-j", "training_job")
-        launch(env, "-j", "batch_job", "--tags", '{"dagster/partition": "p5_extrac"}')
+        launch_together(env, ["-j", "training_job"], ["-j", "batch_job", "--tags", '{"dagster/partition": "p5_extrac"}'])
 
         def finished():
             with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
