@@ -27,6 +27,20 @@ def dagster_cli(*args: str, env: dict[str, str], timeout: int = 300) -> subproce
     )
 
 
+def trained_deployment(folder: Path) -> tuple[Path, dict[str, str]]:
+    """A data folder trained through the `dagster` CLI on the instance a `dagster dev` then uses
+    (6,000-row months p1..p4, an empty inbox), and the environment for that instance."""
+    from mlops_assets.sample_data import generate_extracts
+
+    data = folder / "data"
+    generate_extracts(data / "raw", rows=6_000, months=5, seed=13)
+    (data / "raw" / "inference" / "p5_extrac.csv").unlink()
+    env = cli_env(data, folder / "dagster_home")
+    trained = dagster_cli("asset", "materialize", "-m", "mlops_assets.definitions", "--select", "raw_training,features,model,champion", env=env)
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    return data, env
+
+
 def test_sample_data_cli_writes_the_layout(tmp_path):
     done = subprocess.run(
         [sys.executable, "-m", "mlops_assets.sample_data", "--rows", "300", "--months", "3", "--out", str(tmp_path / "raw"),

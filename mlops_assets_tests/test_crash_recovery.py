@@ -14,10 +14,10 @@ import pytest
 from dagster._core.events import DagsterEventType
 
 from mlops_assets.defs.sensors import RESCORED_BY_TAG, RETRAIN_BATCH_TAG
-from mlops_assets.sample_data import generate_extracts, generate_month, write_extract
+from mlops_assets.sample_data import generate_month, write_extract
 from mlops_assets.settings import PipelineSettings
 from mlops_assets_tests.dagster_dev import dagster_dev_process, kill_session, wait_for
-from mlops_assets_tests.test_cli import cli_env, dagster_cli
+from mlops_assets_tests.test_cli import trained_deployment
 
 pytestmark = pytest.mark.slow
 
@@ -85,12 +85,7 @@ class Deployment:
 
 
 def test_the_loop_recovers_from_a_kill_at_every_stage(tmp_path):
-    data = tmp_path / "data"
-    generate_extracts(data / "raw", rows=6_000, months=5, seed=13)
-    (data / "raw" / "inference" / "p5_extrac.csv").unlink()
-    env = cli_env(data, tmp_path / "dagster_home")
-    trained = dagster_cli("asset", "materialize", "-m", "mlops_assets.definitions", "--select", "raw_training,features,model,champion", env=env)
-    assert trained.returncode == 0, trained.stderr[-3000:]
+    data, env = trained_deployment(tmp_path)
     settings = PipelineSettings(data_dir=str(data))
     deployment, home = Deployment(env, tmp_path), env["DAGSTER_HOME"]
     drop = lambda month, rows, **kw: write_extract(generate_month(month, rows, seed=31 + month, **kw), settings.inference_dir)  # noqa: E731

@@ -11,10 +11,10 @@ import duckdb
 import pyarrow.csv as pa_csv
 import pytest
 
-from mlops_assets.sample_data import generate_extracts, generate_month, write_extract
+from mlops_assets.sample_data import generate_month, write_extract
 from mlops_assets_tests.browser import chromium_page, save_screenshot
 from mlops_assets_tests.dagster_dev import running_dagster_dev, wait_for
-from mlops_assets_tests.test_cli import cli_env, dagster_cli
+from mlops_assets_tests.test_cli import trained_deployment
 
 pytestmark = pytest.mark.slow
 
@@ -32,12 +32,7 @@ def scored_under_dagster_dev(tmp_path_factory):
     training assets' history too); p5, then a drifted p6, are dropped atomically once it runs.
     Yields (url, data folder, seconds from p5's drop to its assets)."""
     tmp_path = tmp_path_factory.mktemp("dagster_dev")
-    data = tmp_path / "data"
-    generate_extracts(data / "raw", rows=6_000, months=5, seed=13)
-    (data / "raw" / "inference" / "p5_extrac.csv").unlink()
-    env = cli_env(data, tmp_path / "dagster_home")
-    trained = dagster_cli("asset", "materialize", "-m", "mlops_assets.definitions", "--select", "raw_training,features,model,champion", env=env)
-    assert trained.returncode == 0, trained.stderr[-3000:]
+    data, env = trained_deployment(tmp_path)
     extract = generate_month(5, 5_000, seed=17, with_target=False)
     with running_dagster_dev(env, tmp_path / "dagster_dev.log") as url:
         staging = data / "raw" / "inference" / ".p5_extrac.csv.tmp"

@@ -12,10 +12,10 @@ import pytest
 from mlops_assets.contract import extract_sort_key
 from mlops_assets.defs.sensors import RESCORED_BY_TAG, RETRAIN_BATCH_TAG
 from mlops_assets.model_registry import CHAMPION_ALIAS
-from mlops_assets.sample_data import generate_extracts, generate_month, write_extract
+from mlops_assets.sample_data import generate_month, write_extract
 from mlops_assets.settings import PipelineSettings
 from mlops_assets_tests.dagster_dev import running_dagster_dev, wait_for
-from mlops_assets_tests.test_cli import cli_env, dagster_cli
+from mlops_assets_tests.test_cli import trained_deployment
 
 pytestmark = pytest.mark.slow
 
@@ -32,13 +32,8 @@ def _finished(home: str, tags: dict[str, str]):
 
 
 def test_a_drifted_labeled_drop_is_retrained_promoted_and_rescored_by_the_sensors(tmp_path):
-    data = tmp_path / "data"
-    generate_extracts(data / "raw", rows=6_000, months=5, seed=13)
-    (data / "raw" / "inference" / "p5_extrac.csv").unlink()
-    env = cli_env(data, tmp_path / "dagster_home")
+    data, env = trained_deployment(tmp_path)
     home = env["DAGSTER_HOME"]
-    trained = dagster_cli("asset", "materialize", "-m", "mlops_assets.definitions", "--select", "raw_training,features,model,champion", env=env)
-    assert trained.returncode == 0, trained.stderr[-3000:]
     settings = PipelineSettings(data_dir=str(data))
 
     with running_dagster_dev(env, tmp_path / "dagster_dev.log"):
