@@ -7,19 +7,25 @@ killer, a power cut) stays STARTED forever and keeps its `duckdb` pool slot, so 
 queues behind it. This launcher launches runs exactly as the default one does and answers
 `check_run_worker_health` from the worker's own "Started process for run (pid: N)" event: the
 monitoring daemon then marks a run whose worker is gone as failed, frees its slots, and run
-retries start it again. Local processes only: a launcher that runs workers elsewhere (Docker,
-Kubernetes) has its own health check.
+retries start it again. It only judges workers on its own host: when the code server runs
+elsewhere (another container of the compose stack), it answers "unknown" and monitoring falls back
+to the maximum runtime. A launcher that runs workers elsewhere (Docker, Kubernetes) has its own check.
 """
 
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 from dagster import DefaultRunLauncher
 from dagster._core.events import DagsterEventType
-from dagster._core.launcher.base import CheckRunHealthResult, WorkerStatus
+from dagster._core.launcher.base import CheckRunHealthResult, LaunchRunContext, WorkerStatus
 from dagster._core.storage.dagster_run import DagsterRun
+
+WORKER_HOST_TAG = "mlops/run_worker_host"
+"""Set at launch: the host whose processes run the worker (the code server's)."""
+LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", socket.gethostname()}
 
 START_WINDOW_SECONDS = (300.0, 5.0)
 """A worker announces its pid within seconds of starting (after its imports). A live process with
@@ -40,8 +46,11 @@ def process_start_time(pid: int) -> float | None:
     return boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
 
 
-def worker_status(pid: int | None, started_at: float | None) -> CheckRunHealthResult:
-    """Whether the worker that announced `pid` at `started_at` (epoch seconds) is still running."""
+def worker_status(pid: int | None, started_at: float | None, worker_host: str | None = None) -> CheckRunHealthResult:
+    """Whether the worker that announced `pid` at `started_at` (epoch seconds) on `worker_host` is
+    still running; unknown when it runs on another host, whose processes cannot be seen from here."""
+    if worker_host != socket.gethostname():
+        return CheckRunHealthResult(WorkerStatus.UNKNOWN, f"the run worker runs on {worker_host or 'an unknown host'}, not here")
     if pid is None or started_at is None:
         return CheckRunHealthResult(WorkerStatus.UNKNOWN, "the run worker has not reported its process yet")
     started = process_start_time(pid)
@@ -58,15 +67,25 @@ def worker_status(pid: int | None, started_at: float | None) -> CheckRunHealthRe
 class LocalProcessRunLauncher(DefaultRunLauncher):
     """`DefaultRunLauncher` plus a worker health check, so run monitoring recovers crashed runs."""
 
+    def launch_run(self, context: LaunchRunContext) -> None:
+        run = context.dagster_run
+        location = run.remote_job_origin.repository_origin.code_location_origin.location_name
+        client = getattr(context.workspace.get_code_location(location), "client", None) if context.workspace else None
+        local = client is not None and (client.socket is not None or client.host in LOCAL_HOSTS)
+        host = socket.gethostname() if local else getattr(client, "host", None) or "unknown"
+        self._instance.add_run_tags(run.run_id, {WORKER_HOST_TAG: host})
+        super().launch_run(context)
+
     @property
     def supports_check_run_worker_health(self) -> bool:
         return True
 
     def check_run_worker_health(self, run: DagsterRun) -> CheckRunHealthResult:
+        host = run.tags.get(WORKER_HOST_TAG)
         records = self._instance.all_logs(run.run_id, of_type=DagsterEventType.ENGINE_EVENT)
         for record in reversed(records):
             data = record.dagster_event.event_specific_data if record.dagster_event else None
             pid = getattr(data, "metadata", {}).get("pid") if data is not None else None
             if pid is not None and record.dagster_event.message.startswith("Started process for"):
-                return worker_status(int(pid.value), record.timestamp)
-        return worker_status(None, None)
+                return worker_status(int(pid.value), record.timestamp, host)
+        return worker_status(None, None, host)
