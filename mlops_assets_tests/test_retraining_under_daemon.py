@@ -15,7 +15,7 @@ from mlops_assets.model_registry import CHAMPION_ALIAS
 from mlops_assets.sample_data import generate_month, write_extract
 from mlops_assets.settings import PipelineSettings
 from mlops_assets_tests.dagster_dev import running_dagster_dev, wait_for
-from mlops_assets_tests.test_cli import trained_deployment
+from mlops_assets_tests.test_cli import dagster_cli, trained_deployment
 
 pytestmark = pytest.mark.slow
 
@@ -52,15 +52,30 @@ def test_a_drifted_labeled_drop_is_retrained_promoted_and_rescored_by_the_sensor
 
         # two labeled months back in the old world (drifted against v2's reference, the shifted
         # p6) dropped together: two retraining runs, one after the other, each learning from its
-        # own window (the second from the window the first left)
+        # own window (the second from the window the first left). The retrain sensor is paused
+        # until both are judged, as when both land while a retraining is busy elsewhere; otherwise
+        # the first promotion would make the second month no longer drifted, rightly.
+        _sensor("stop", "drift_retrain_sensor", env)
         for month, seed in ((7, 41), (8, 43)):
             write_extract(generate_month(month, ROWS, seed=seed, drift="none", with_target=True), settings.inference_dir)
+        wait_for(lambda: _judged(home, ("p7_extrac", "p8_extrac")), 300, 1, "p7 and p8 scored and judged by v2")
+        _sensor("start", "drift_retrain_sensor", env)
         first, second = (
             wait_for(lambda b=b: _finished(home, {RETRAIN_BATCH_TAG: b}), 600, 1, f"the retraining run for {b}")
             for b in ("p7_extrac", "p8_extrac")
         )
         wait_for(lambda: not _in_progress(home), 600, 1, "every run finished")
     _assert_two_retrainings_in_turn(home, settings, first, second)
+
+
+def _sensor(action: str, name: str, env: dict[str, str]) -> None:
+    done = dagster_cli("sensor", action, name, "-m", "mlops_assets.definitions", env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def _judged(home: str, batches: tuple[str, ...]) -> bool:
+    with dg.DagsterInstance.from_config(home) as instance:
+        return set(batches) <= set(instance.get_materialized_partitions(dg.AssetKey("drift_report")))
 
 
 def _in_progress(home: str) -> list:
