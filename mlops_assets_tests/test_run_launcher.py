@@ -14,7 +14,12 @@ HERE = socket.gethostname()
 
 
 def test_a_live_worker_is_running():
-    assert worker_status(os.getpid(), time.time(), HERE).status == WorkerStatus.RUNNING
+    worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        assert worker_status(worker.pid, time.time(), HERE).status == WorkerStatus.RUNNING  # announced as it started
+    finally:
+        worker.kill()
+        worker.wait()
 
 
 def test_a_worker_whose_process_is_gone_has_failed():
@@ -33,5 +38,5 @@ def test_a_pid_reused_by_another_process_is_not_the_worker():
 def test_a_worker_not_yet_announced_or_on_another_host_is_unknown():
     assert worker_status(None, None, HERE).status == WorkerStatus.UNKNOWN
     # the compose stack: the daemon cannot see the code server container's processes
-    assert worker_status(os.getpid(), time.time(), "code_server").status == WorkerStatus.UNKNOWN
+    assert worker_status(os.getpid(), time.time(), "code_server").status == WorkerStatus.UNKNOWN  # whatever pid it names
     assert worker_status(12345678, time.time(), None).status == WorkerStatus.UNKNOWN
