@@ -18,6 +18,7 @@ from mlops_assets.extracts import ExtractError, load_extracts
 from mlops_assets.extracts.file_bytes import read_header
 from mlops_assets.extracts.sql import sql_literal
 from mlops_assets.labels import write_labeled_extract
+from mlops_assets.scoring import markdown_table
 from mlops_assets.settings import PipelineSettings
 from mlops_assets.training_window import commit, propose, window_files
 from mlops_assets.warehouse import (
@@ -373,7 +374,9 @@ def _train_and_register(context: dg.AssetExecutionContext, settings: PipelineSet
             "model_uri": logged.model_uri,
             "candidate": winner.candidate.name,
             "candidate_reason": candidate_reason,
-            "candidates": dg.MetadataValue.md(_candidates_table(candidate_rows)),
+            "candidates": dg.MetadataValue.md(
+                markdown_table(pd.DataFrame(candidate_rows)[["candidate", "train_rows", "weighted", "roc_auc", "top_decile_lift", "won"]])
+            ),
             "evaluation": evaluation,
             "gate_passed": decision.promote,
             "promotion_reason": decision.reason,
@@ -406,15 +409,6 @@ def _model_data(
         sha = hashlib.sha256(f"{sha}:held_out:{settings.holdout_share}:{settings.random_seed}".encode()).hexdigest()
     data.append({"role": "evaluation", "file_name": test_file, "sha256": sha, "rows": test_rows, "uri": uri.get(test_file, test_file)})
     return data
-
-
-def _candidates_table(rows: list[dict]) -> str:
-    lines = ["| candidate | train rows | weighted | ROC AUC | lift | won |", "|---|---:|---|---:|---:|---|"]
-    lines += [
-        f"| {r['candidate']} | {r['train_rows']:,} | {r['weighted']} | {r['roc_auc']:.4f} | {r['top_decile_lift']:.2f} | {'yes' if r['won'] else ''} |"
-        for r in rows
-    ]
-    return "\n".join(lines)
 
 
 def record_retraining_outcome(con, admitted_file: str, outcome: str) -> None:
