@@ -45,7 +45,7 @@ dev: $(VENV)/.installed $(DAGSTER_HOME)/dagster.yaml
 
 ## The campaign app (Streamlit) on the warehouse, on http://127.0.0.1:8501
 app: $(VENV)/.installed
-	$(VENV)/bin/streamlit run mlops_assets/app/main.py --server.address 127.0.0.1 --server.port 8501 --server.headless true --browser.gatherUsageStats false
+	$(PY) -m mlops_assets.app --address 127.0.0.1 --port 8501
 
 ## The MLflow UI on the project's store, on http://127.0.0.1:5000
 mlflow-ui: $(VENV)/.installed

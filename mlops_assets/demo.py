@@ -1,15 +1,22 @@
 """`make demo`: sample extracts if none are present, the whole graph materialized, a summary.
 
 Runs are recorded in the Dagster instance at $DAGSTER_HOME, so `make dev` shows them afterwards.
+The terminal shows each step with its seconds; Dagster's full log of every run goes to a file.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+import logging
 import time
+import warnings
+from pathlib import Path
+from typing import TextIO
 
 import dagster as dg
 import duckdb
+from dagster._core.utils import make_new_run_id
 
 from mlops_assets.batch_files import batch_key
 from mlops_assets.defs.partitions import inference_batches
@@ -24,6 +31,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rows", type=int, default=50_000, help="rows per generated sample extract")
     args = parser.parse_args(argv)
 
+    warnings.simplefilter("ignore", dg.BetaWarning)  # dagster-mlflow's "in beta" notes; not the user's concern
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
     settings = PipelineSettings.from_env()
     if not window_files(settings.training_dir):
         print(f"no extracts in {settings.training_dir}: generating {args.rows:,} rows x 5 months of samples")
@@ -33,18 +42,52 @@ def main(argv: list[str] | None = None) -> None:
 
     started = time.perf_counter()
     batches = [batch_key(p) for p in candidate_files(settings.inference_dir)]
-    with dg.DagsterInstance.get() as instance:
-        run(defs, instance, "training_job")
+    log_path = settings.data_path / "logs" / "demo.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    print(f"full Dagster log: {log_path}")
+    with dg.DagsterInstance.get() as instance, open(log_path, "w") as log:
+        run(defs, instance, "training_job", log)
         if batches:  # the newest extract is the current batch; older ones are history
             instance.add_dynamic_partitions(inference_batches.name, [batches[-1]])
-            run(defs, instance, "batch_job", partition_key=batches[-1])
+            run(defs, instance, "batch_job", log, partition_key=batches[-1])
     print(summary(settings, batches[-1] if batches else None, time.perf_counter() - started))
 
 
-def run(defs: dg.Definitions, instance: dg.DagsterInstance, job: str, **kwargs) -> None:
-    result = defs.resolve_job_def(job).execute_in_process(instance=instance, raise_on_error=False, **kwargs)
+QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
+"""Dagster's console logger prints hundreds of DEBUG lines per run; the terminal shows errors only."""
+
+
+def run(defs: dg.Definitions, instance: dg.DagsterInstance, job: str, log: TextIO, **kwargs) -> None:
+    """Execute `job`, printing each step as it ends and writing every event to `log`."""
+    run_id = make_new_run_id()
+    print(f"{job} (run {run_id[:8]})")
+    instance.add_event_listener(run_id, Progress(log))
+    result = defs.resolve_job_def(job).execute_in_process(
+        instance=instance, run_id=run_id, run_config=QUIET_CONSOLE, raise_on_error=False, **kwargs
+    )
     if not result.success:
-        raise SystemExit(f"{job} failed; see the log above or the run in the Dagster UI (`make dev`)")
+        raise SystemExit(f"{job} failed; the reason is above, the whole run in {Path(log.name)} and in the Dagster UI (`make dev`)")
+
+
+class Progress:
+    """An event listener: one line per finished step on the terminal, every event in the log file."""
+
+    def __init__(self, log: TextIO):
+        self.log = log
+        self.step_started: dict[str, float] = {}
+
+    def __call__(self, entry) -> None:
+        stamp = dt.datetime.fromtimestamp(entry.timestamp).isoformat(timespec="milliseconds")
+        self.log.write(f"{stamp} {logging.getLevelName(entry.level)} {entry.step_key or '-'} {entry.message}\n")
+        event = entry.dagster_event
+        if event is None or not entry.step_key:
+            return
+        if event.is_step_start:
+            self.step_started[entry.step_key] = entry.timestamp
+        elif event.is_step_success or event.is_step_failure:
+            seconds = entry.timestamp - self.step_started.get(entry.step_key, entry.timestamp)
+            outcome = "done" if event.is_step_success else "FAILED"
+            print(f"  {entry.step_key:<44} {outcome:<6} {seconds:6.1f} s", flush=True)
 
 
 def summary(settings: PipelineSettings, batch: str | None, seconds: float) -> str:

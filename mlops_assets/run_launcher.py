@@ -7,9 +7,10 @@ killer, a power cut) stays STARTED forever and keeps its `duckdb` pool slot, so 
 queues behind it. This launcher launches runs exactly as the default one does and answers
 `check_run_worker_health` from the worker's own "Started process for run (pid: N)" event: the
 monitoring daemon then marks a run whose worker is gone as failed, frees its slots, and run
-retries start it again. It only judges workers on its own host: when the code server runs
-elsewhere (another container of the compose stack), it answers "unknown" and monitoring falls back
-to the maximum runtime. A launcher that runs workers elsewhere (Docker, Kubernetes) has its own check.
+retries start it again. The pid is only meaningful on the worker's own host: when the code server
+runs elsewhere (its own container in the compose stack), the check asks that code server instead
+which runs it is executing; a run it no longer has (its container was killed and restarted) has
+failed, and while it does not answer the answer is "unknown".
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from dagster import DefaultRunLauncher
 from dagster._core.events import DagsterEventType
 from dagster._core.launcher.base import CheckRunHealthResult, LaunchRunContext, WorkerStatus
 from dagster._core.storage.dagster_run import DagsterRun
+from dagster._grpc.types import GetCurrentRunsResult
+from dagster._serdes import deserialize_value
 
 WORKER_HOST_TAG = "mlops/run_worker_host"
 """Set at launch: the host whose processes run the worker (the code server's)."""
@@ -46,11 +49,8 @@ def process_start_time(pid: int) -> float | None:
     return boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
 
 
-def worker_status(pid: int | None, started_at: float | None, worker_host: str | None = None) -> CheckRunHealthResult:
-    """Whether the worker that announced `pid` at `started_at` (epoch seconds) on `worker_host` is
-    still running; unknown when it runs on another host, whose processes cannot be seen from here."""
-    if worker_host != socket.gethostname():
-        return CheckRunHealthResult(WorkerStatus.UNKNOWN, f"the run worker runs on {worker_host or 'an unknown host'}, not here")
+def worker_status(pid: int | None, started_at: float | None) -> CheckRunHealthResult:
+    """Whether the worker that announced `pid` at `started_at` (epoch seconds) on this host is still running."""
     if pid is None or started_at is None:
         return CheckRunHealthResult(WorkerStatus.UNKNOWN, "the run worker has not reported its process yet")
     started = process_start_time(pid)
@@ -62,6 +62,22 @@ def worker_status(pid: int | None, started_at: float | None, worker_host: str | 
             run_worker_id=str(pid),
         )
     return CheckRunHealthResult(WorkerStatus.RUNNING, run_worker_id=str(pid))
+
+
+def code_server_status(run: DagsterRun) -> CheckRunHealthResult:
+    """Whether the code server that launched `run` (on another host) still executes it."""
+    origin = run.remote_job_origin.repository_origin.code_location_origin
+    try:
+        current = deserialize_value(origin.create_client().get_current_runs(), GetCurrentRunsResult)
+    except Exception as error:  # unreachable, restarting, or an older server: no verdict
+        return CheckRunHealthResult(WorkerStatus.UNKNOWN, f"the code server {origin.location_name} does not answer: {error}")
+    if run.run_id in current.current_runs:
+        return CheckRunHealthResult(WorkerStatus.RUNNING)
+    return CheckRunHealthResult(
+        WorkerStatus.FAILED,
+        f"the code server {origin.location_name} no longer runs this run: its run worker died "
+        "(the code server or its container was killed or restarted)",
+    )
 
 
 class LocalProcessRunLauncher(DefaultRunLauncher):
@@ -81,11 +97,12 @@ class LocalProcessRunLauncher(DefaultRunLauncher):
         return True
 
     def check_run_worker_health(self, run: DagsterRun) -> CheckRunHealthResult:
-        host = run.tags.get(WORKER_HOST_TAG)
+        if run.tags.get(WORKER_HOST_TAG) != socket.gethostname():
+            return code_server_status(run)
         records = self._instance.all_logs(run.run_id, of_type=DagsterEventType.ENGINE_EVENT)
         for record in reversed(records):
             data = record.dagster_event.event_specific_data if record.dagster_event else None
             pid = getattr(data, "metadata", {}).get("pid") if data is not None else None
             if pid is not None and record.dagster_event.message.startswith("Started process for"):
-                return worker_status(int(pid.value), record.timestamp, host)
-        return worker_status(None, None, host)
+                return worker_status(int(pid.value), record.timestamp)
+        return worker_status(None, None)

@@ -212,8 +212,7 @@ def test_a_missing_or_busy_warehouse_is_explained(app_data, tmp_path, monkeypatc
 def test_the_running_app_renders_in_chromium(app_data, tmp_path):
     port = free_port()
     env = {**os.environ, "MLOPS_DATA_DIR": app_data.data_dir}
-    args = [venv_command("streamlit"), "run", str(APP), "--server.address", "127.0.0.1", "--server.port", str(port),
-            "--server.headless", "true", "--browser.gatherUsageStats", "false"]
+    args = [venv_command("python"), "-m", "mlops_assets.app", "--address", "127.0.0.1", "--port", str(port)]
     with background_process(args, env, tmp_path / "streamlit.log"):
         url = f"http://127.0.0.1:{port}"
         wait_for(lambda: responds(f"{url}/_stcore/health"), 60, what="streamlit")
@@ -222,6 +221,9 @@ def test_the_running_app_renders_in_chromium(app_data, tmp_path):
             page.get_by_text("Business value per execution group").wait_for(timeout=60_000)
             page.get_by_text("Download").first.wait_for(timeout=30_000)
             text = page.inner_text("body")
+            deploy_buttons = page.get_by_role("button", name="Deploy").count()
+            main_menu = page.locator('[data-testid="stMainMenu"]').count()
             shot = save_screenshot(page, "campaign_app")
     assert f"Batch {DRIFTED_BATCH}" in text and "Rows scored" in text and "Realized AUC" in text
+    assert deploy_buttons == 0 and main_menu == 0, "Streamlit's developer toolbar is showing"
     assert shot.stat().st_size > 20_000

@@ -68,12 +68,18 @@ def test_dagster_asset_materialize_trains(tmp_path, sample_raw):
     assert (data / "mlflow" / "mlflow.db").is_file()
 
 
-def test_dagster_asset_materialize_scores_a_partition(tmp_path, trained):
+def mlops_batches(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "mlops-batches"), *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_dagster_asset_materialize_scores_a_partition_registered_from_the_command_line(tmp_path, trained):
     data = tmp_path / "data"
     shutil.copytree(trained.settings.data_dir, data)
     env = cli_env(data, tmp_path / "dagster_home")
-    with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
-        instance.add_dynamic_partitions("inference_batches", ["p5_extrac"])  # what the sensor does
+    registered = mlops_batches("register", "p5_extrac", env=env)  # what the sensor does, without a daemon
+    assert registered.returncode == 0 and registered.stdout.split() == ["p5_extrac"], registered.stderr
     done = dagster_cli(
         "asset", "materialize", "-m", "mlops_assets.definitions",
         "--select", "predictions,business_value", "--partition", "p5_extrac", env=env,
@@ -82,3 +88,25 @@ def test_dagster_asset_materialize_scores_a_partition(tmp_path, trained):
     with duckdb.connect(str(data / "warehouse.duckdb"), read_only=True) as con:
         assert con.execute("SELECT batch, count(*) FROM predictions GROUP BY 1").fetchall() == [("p5_extrac", TEST_ROWS)]
         assert con.execute("SELECT count(DISTINCT execution_group) FROM business_value").fetchall() == [(10,)]
+
+    # a batch with no file, or a name that cannot be a batch: refused before anything is registered
+    missing = mlops_batches("register", "p6_extrac", env=env)
+    assert missing.returncode == 2 and "no file for batch p6_extrac" in missing.stderr
+    assert mlops_batches("register", "p 6.csv", env=env).returncode == 2
+    with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
+        assert instance.get_dynamic_partitions("inference_batches") == ["p5_extrac"]
+
+    # a wrongly shaped file: the command fails with the file and the reason on stderr, the file is
+    # set aside with the reason, and the batch scored before is intact
+    inbox = data / "raw" / "inference"
+    (inbox / "p6_extrac.csv").write_text("key_value,monto\n1,100\n")
+    assert mlops_batches("register", env=env).stdout.split() == ["p5_extrac", "p6_extrac"]  # every waiting file
+    rejected = dagster_cli(
+        "asset", "materialize", "-m", "mlops_assets.definitions",
+        "--select", "predictions,business_value", "--partition", "p6_extrac", env=env,
+    )
+    assert rejected.returncode != 0
+    assert "p6_extrac.csv: missing required column(s)" in rejected.stderr
+    assert "missing required column(s)" in (inbox / "rejected" / "p6_extrac.csv.reason.txt").read_text()
+    with duckdb.connect(str(data / "warehouse.duckdb"), read_only=True) as con:
+        assert con.execute("SELECT batch, count(*) FROM predictions GROUP BY 1").fetchall() == [("p5_extrac", TEST_ROWS)]

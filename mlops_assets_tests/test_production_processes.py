@@ -46,7 +46,8 @@ def test_code_server_webserver_and_daemon_on_postgres_run_a_sensor_driven_batch(
 
     with postgres_server() as (host, port, user, database):
         postgres = dict(DAGSTER_POSTGRES_HOST=host, DAGSTER_POSTGRES_PORT=str(port), DAGSTER_POSTGRES_USER=user,
-                        DAGSTER_POSTGRES_PASSWORD="trust-auth", DAGSTER_POSTGRES_DB=database)
+                        DAGSTER_POSTGRES_PASSWORD="trust-auth", DAGSTER_POSTGRES_DB=database,
+                        DAGSTER_COMPUTE_LOGS_DIR=str(tmp_path / "compute_logs"))
         env.update(postgres)
         for name, value in postgres.items():  # this process reads the same instance
             monkeypatch.setenv(name, value)

@@ -1,4 +1,4 @@
-"""The campaign app: `make app`, or `streamlit run mlops_assets/app/main.py`, on 127.0.0.1:8501.
+"""The campaign app: `make app`, or `python -m mlops_assets.app`, on 127.0.0.1:8501.
 
 It reads the warehouse through one short read-only connection per page load and writes only
 validated uploads into the inference folder; the Dagster sensors do the rest.
