@@ -6,7 +6,10 @@
 Figures: the DuckDB floor (reading the same CSVs), the cold full graph through the `dagster`
 CLI (with per-asset durations from the Dagster event log), the new-batch path under `dagster dev`
 (file drop -> predictions, business_value and drift_report materialized), the drifted labeled
-batch (file drop -> batch rescored by a promoted model), and the same at smaller scales.
+batch (file drop -> batch rescored by a promoted model), and the same at other scales (growth:
+seconds per million rows at each scale). Every figure is also given as a ratio to the floor
+measured in the same run, and the run records a CPU reference (fixed pure-Python and numpy
+workloads, before and after), so runs from different hours can be compared.
 """
 
 from __future__ import annotations
@@ -29,6 +32,27 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 FULL_ROWS = 450_000
 BIN = Path(sys.executable).parent
+TRAINING_FLOOR, BATCH_FLOOR = "floor: 4 training CSVs", "floor: 1 inference CSV"
+
+
+def cpu_reference() -> dict[str, float]:
+    """Seconds for two fixed workloads: how fast this machine is right now (other load included)."""
+    import numpy as np
+
+    started = time.perf_counter()
+    total = 0
+    for i in range(15_000_000):  # interpreter speed: what Dagster, pandas glue and sensors spend
+        total += i % 7 * (i & 3)
+    python_s = time.perf_counter() - started
+    rng = np.random.default_rng(0)
+    matrix = rng.standard_normal((600, 600))
+    values = rng.standard_normal(5_000_000)
+    started = time.perf_counter()
+    for _ in range(5):  # vectorised work: what DuckDB, scikit-learn and evidently spend
+        matrix = np.tanh(matrix @ matrix / 600)
+        np.sort(values)
+    numpy_s = time.perf_counter() - started
+    return {"python_s": round(python_s, 3), "numpy_s": round(numpy_s, 3)}
 
 
 def process_tree_rss(session_id: int) -> int:
@@ -148,8 +172,7 @@ def cold_graph(raw: Path, work: Path) -> tuple[float, int, dict[str, float]]:
     env = environment(data, work / "dagster_home")
     dagster = str(BIN / "dagster")
     seconds, peak = timed([dagster, "asset", "materialize", "-m", "mlops_assets.definitions", "--select", "raw_training,features,model,champion"], env)
-    add = "import dagster as dg; i = dg.DagsterInstance.get(); i.add_dynamic_partitions('inference_batches', ['p5_extrac'])"
-    subprocess.run([sys.executable, "-c", add], env=env, check=True, cwd=REPO)
+    subprocess.run([str(BIN / "mlops-batches"), "register", "p5_extrac"], env=env, check=True, cwd=REPO, stdout=subprocess.DEVNULL)
     more, peak2 = timed(
         [dagster, "asset", "materialize", "-m", "mlops_assets.definitions", "--select", "predictions,business_value,drift_report", "--partition", "p5_extrac"],
         env,
@@ -258,36 +281,38 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--small", action="store_true", help="3,000 rows, one run, one scale: a smoke run")
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--scales", default="0.1,0.5,1.0", help="fractions of full scale")
+    parser.add_argument("--scales", default="0.1,0.5,1.0,2.0", help="fractions of full scale; figures without @ are at 1.0")
     parser.add_argument("--runs-below-full", type=int, help="runs at the smaller scales (default: --runs)")
     parser.add_argument("--cache", type=Path, default=REPO / "bench" / "cache")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results")
     args = parser.parse_args(argv)
     runs, scales, full_rows = (1, [1.0], 3_000) if args.small else (args.runs, [float(s) for s in args.scales.split(",")], FULL_ROWS)
+    reference = 1.0 if 1.0 in scales else max(scales)
+    cpu_before = cpu_reference()
 
     samples: dict[str, list[tuple[float, int]]] = {}
     steps: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory(prefix="mlops-bench-") as tmp:
         for scale in sorted(scales):
             rows = int(full_rows * scale)
-            label = "" if scale == max(scales) else f" @{scale:.0%}"
+            label = "" if scale == reference else f" @{scale:.0%}"
             progress(f"{rows:,} rows per extract: sample data")
             raw = sample_data(args.cache, rows)
-            scale_runs = runs if scale == max(scales) or args.runs_below_full is None else args.runs_below_full
+            scale_runs = runs if scale == reference or args.runs_below_full is None else args.runs_below_full
             for run in range(scale_runs):
                 progress(f"{rows:,} rows, run {run + 1}/{scale_runs}: floor, cold graph, dagster dev paths")
                 work = Path(tmp) / f"scale_{scale}_{run}"
-                if scale == max(scales):
-                    for name, sample in floor(raw, Path(tmp), os.environ.copy()).items():
-                        samples.setdefault(name, []).append(sample)
+                for name, sample in floor(raw, Path(tmp), os.environ.copy()).items():
+                    samples.setdefault(name + label, []).append(sample)
                 seconds, peak, durations = cold_graph(raw, work)
                 samples.setdefault(f"cold full graph{label}", []).append((seconds, peak))
-                if scale == max(scales):
+                if scale == reference:
                     for step, value in durations.items():
                         steps.setdefault(step, []).append(value)
                 for name, sample in new_batch_paths(raw, work, timeout=600).items():
                     samples.setdefault(name + label, []).append(sample)
-    report = summarize(samples, steps, full_rows)
+    report = summarize(samples, steps, full_rows, {scale: int(full_rows * scale) for scale in scales})
+    report["cpu_reference"] = {"before": cpu_before, "after": cpu_reference()}
     args.out.mkdir(parents=True, exist_ok=True)
     out = args.out / f"bench-{'small' if args.small else 'full'}-{dt.datetime.now():%Y%m%dT%H%M%S}.json"
     out.write_text(json.dumps(report, indent=2))
@@ -296,29 +321,58 @@ def main(argv: list[str] | None = None) -> dict:
     return report
 
 
-def summarize(samples: dict, steps: dict, rows: int) -> dict:
-    floor_seconds = statistics.median(s for s, _ in samples.get("floor: 4 training CSVs", [(float("nan"), 0)]))
+def scale_label(name: str) -> str:
+    """' @50%' for a figure measured at another scale than the reference one, '' otherwise."""
+    return name[name.index(" @"):] if " @" in name else ""
+
+
+def floor_of(name: str, medians: dict[str, float]) -> float:
+    """The floor a figure is compared with, measured at its scale in the same run: reading the
+    training CSVs and the batch CSV for the cold graph (what it reads), the batch CSV for the
+    per-batch paths."""
+    scale = scale_label(name)
+    training, batch = medians.get(TRAINING_FLOOR + scale, float("nan")), medians.get(BATCH_FLOOR + scale, float("nan"))
+    if name.startswith("floor:"):
+        return training if name.startswith(TRAINING_FLOOR) else batch
+    return training + batch if name.startswith("cold full graph") else batch
+
+
+def summarize(samples: dict, steps: dict, rows: int, rows_at: dict[float, int]) -> dict:
+    medians = {name: statistics.median(s for s, _ in values) for name, values in samples.items()}
     figures = []
     for name, values in samples.items():
         seconds = [s for s, _ in values]
         figures.append(
             {
                 "figure": name,
-                "median_s": statistics.median(seconds),
+                "median_s": medians[name],
                 "min_s": min(seconds),
                 "max_s": max(seconds),
                 "peak_rss_gib": max(p for _, p in values) / 2**30,
-                "ratio_to_floor": statistics.median(seconds) / floor_seconds,
+                "ratio_to_floor": medians[name] / floor_of(name, medians),
                 "runs": len(values),
             }
         )
     step_table = {step: statistics.median(v) for step, v in sorted(steps.items())}
     scoring = step_table.get("predictions", 0) + step_table.get("business_value", 0)
+    growth = []
+    for scale, scale_rows in sorted(rows_at.items()):
+        label = f" @{scale:.0%}" if f"cold full graph @{scale:.0%}" in medians else ""
+        cold = medians.get(f"cold full graph{label}")
+        batch = medians.get(f"new batch: drop -> 3 assets (dagster dev){label}")
+        peak = max(p for name, values in samples.items() if scale_label(name) == label for _, p in values)
+        growth.append({
+            "scale": scale, "rows_per_extract": scale_rows,
+            "cold_graph_s_per_million_rows": cold / (5 * scale_rows) * 1e6 if cold else None,
+            "new_batch_s_per_million_rows": batch / scale_rows * 1e6 if batch else None,
+            "peak_rss_gib": peak / 2**30,
+        })
     return {
         "rows_per_extract": rows,
         "figures": figures,
         "asset_step_seconds": step_table,
         "scoring_rows_per_second": rows / scoring if scoring else None,
+        "growth": growth,
         "machine": {"cpus": os.cpu_count()},
     }
 
@@ -331,4 +385,13 @@ def render(report: dict) -> str:
     lines += [f"| {step} | {seconds:.1f} |" for step, seconds in report["asset_step_seconds"].items()]
     if report["scoring_rows_per_second"]:
         lines.append(f"\npredictions + business_value: {report['scoring_rows_per_second']:,.0f} rows/s")
+    if len(report["growth"]) > 1:
+        lines += ["", "| scale | rows per extract | cold graph s / M rows | new batch s / M rows | peak RSS GiB |", "|---:|---:|---:|---:|---:|"]
+        for g in report["growth"]:
+            cold, batch = g["cold_graph_s_per_million_rows"], g["new_batch_s_per_million_rows"]
+            lines.append(f"| {g['scale']:.0%} | {g['rows_per_extract']:,} | {cold or float('nan'):.1f} | {batch or float('nan'):.1f} | {g['peak_rss_gib']:.2f} |")
+    cpu = report.get("cpu_reference")
+    if cpu:
+        lines.append(f"\nCPU reference (pure Python / numpy, s): before {cpu['before']['python_s']:.2f} / {cpu['before']['numpy_s']:.2f}, "
+                     f"after {cpu['after']['python_s']:.2f} / {cpu['after']['numpy_s']:.2f}")
     return "\n".join(lines)

@@ -23,5 +23,14 @@ def test_small_benchmark_produces_its_table(tmp_path):
     for figure in report["figures"]:
         assert figure["median_s"] > 0 and figure["peak_rss_gib"] > 0
     assert {"raw_training", "features", "model", "predictions", "business_value", "drift_report"} <= set(report["asset_step_seconds"])
+    by_name = {f["figure"]: f for f in report["figures"]}
+    floors = by_name["floor: 4 training CSVs"]["median_s"] + by_name["floor: 1 inference CSV"]["median_s"]
+    assert by_name["cold full graph"]["ratio_to_floor"] == pytest.approx(by_name["cold full graph"]["median_s"] / floors)
+    batch_floor = by_name["floor: 1 inference CSV"]["median_s"]
+    new_batch = by_name["new batch: drop -> 3 assets (dagster dev)"]
+    assert new_batch["ratio_to_floor"] == pytest.approx(new_batch["median_s"] / batch_floor)
+    for moment in ("before", "after"):  # the machine's speed at the time, to compare runs of different hours
+        assert report["cpu_reference"][moment]["python_s"] > 0 and report["cpu_reference"][moment]["numpy_s"] > 0
+    assert report["growth"][0]["rows_per_extract"] == 3_000 and report["growth"][0]["cold_graph_s_per_million_rows"] > 0
     [written] = (tmp_path / "results").glob("bench-small-*.json")
     assert json.loads(written.read_text())["figures"] == report["figures"]
