@@ -15,6 +15,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     DAGSTER_COMPUTE_LOGS_DIR=/opt/dagster/data/dagster/compute_logs \
     MLOPS_DATA_DIR=/opt/dagster/data \
     MLFLOW_DISABLE_TELEMETRY=true \
+    GIT_PYTHON_REFRESH=quiet \
     DO_NOT_TRACK=1
 
 # The dependency tree from the lock file, in a virtual environment (Debian-based Pythons refuse
@@ -33,7 +34,7 @@ RUN python3 -m venv "$VIRTUAL_ENV" \
     && chmod 1777 "$DAGSTER_HOME" "$MLOPS_DATA_DIR"
 USER dagster
 # default: the code location's gRPC server; compose sets the command of every other service
-CMD ["dagster", "code-server", "start", "-h", "0.0.0.0", "-p", "4000", "-m", "mlops_assets.definitions"]
+CMD ["dagster", "api", "grpc", "-h", "0.0.0.0", "-p", "4000", "-m", "mlops_assets.definitions"]
 
 # The code last (imported from PYTHONPATH; .dockerignore keeps the context to the package and the
 # deployment's instance and workspace files): a code change rebuilds only this layer.

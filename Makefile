@@ -29,11 +29,14 @@ demo: $(VENV)/.installed $(DAGSTER_HOME)/dagster.yaml
 test: $(VENV)/.installed system-packages
 	$(PY) -m pytest
 
-## Debian's chromium (browser tests) and postgresql (the production-style instance test), installed
+## Debian's chromium (browser tests), postgresql (the production-style instance test), and docker.io,
+## docker-compose and debootstrap (the compose stack test, which starts the engine itself), installed
 ## with apt-get when missing and we are root; otherwise those tests skip and say why.
 system-packages:
 	@missing=""; command -v chromium >/dev/null || missing="chromium"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	for tool in dockerd:docker.io docker-compose:docker-compose debootstrap:debootstrap; do \
+	  command -v $${tool%%:*} >/dev/null || missing="$$missing $${tool#*:}"; done; \
 	if [ -n "$$missing" ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  echo "apt-get install $$missing"; \
 	  (apt-get install -y -q $$missing || (apt-get update -q && apt-get install -y -q $$missing)) >/dev/null; \

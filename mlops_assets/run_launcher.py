@@ -9,8 +9,12 @@ queues behind it. This launcher launches runs exactly as the default one does an
 monitoring daemon then marks a run whose worker is gone as failed, frees its slots, and run
 retries start it again. The pid is only meaningful on the worker's own host: when the code server
 runs elsewhere (its own container in the compose stack), the check asks that code server instead
-which runs it is executing; a run it no longer has (its container was killed and restarted) has
-failed, and while it does not answer the answer is "unknown".
+which runs it is executing (`dagster api grpc` answers; the `dagster code-server start` proxy does
+not): a run it no longer has (its container was killed and restarted) has failed.
+
+Dagster's monitoring fails every STARTED run whose check is not RUNNING or SUCCESS, "unknown"
+included, so a check that cannot tell yet (a code server that is restarting) says RUNNING and
+gives its verdict at a later poll.
 """
 
 from __future__ import annotations
@@ -69,8 +73,8 @@ def code_server_status(run: DagsterRun) -> CheckRunHealthResult:
     origin = run.remote_job_origin.repository_origin.code_location_origin
     try:
         current = deserialize_value(origin.create_client().get_current_runs(), GetCurrentRunsResult)
-    except Exception as error:  # unreachable, restarting, or an older server: no verdict
-        return CheckRunHealthResult(WorkerStatus.UNKNOWN, f"the code server {origin.location_name} does not answer: {error}")
+    except Exception as error:  # restarting or unreachable: no verdict until it answers
+        return CheckRunHealthResult(WorkerStatus.RUNNING, f"the code server {origin.location_name} does not answer yet: {error}")
     if run.run_id in current.current_runs:
         return CheckRunHealthResult(WorkerStatus.RUNNING)
     return CheckRunHealthResult(

@@ -23,7 +23,7 @@ def test_compose_names_every_service_with_the_bind_mounted_data_folder_and_local
     for name, service in services.items():
         assert service["restart"] == "on-failure" and "healthcheck" in service, name
     assert set(compose["volumes"]) == {"postgres"}
-    assert services["user_code"]["command"][:3] == ["dagster", "code-server", "start"]
+    assert services["user_code"]["command"][:3] == ["dagster", "api", "grpc"]
     assert services["webserver"]["command"][0] == "dagster-webserver"
     assert services["daemon"]["command"][:2] == ["dagster-daemon", "run"]
     assert services["app"]["command"][:3] == ["python", "-m", "mlops_assets.app"]

@@ -51,7 +51,7 @@ def test_code_server_webserver_and_daemon_on_postgres_run_a_sensor_driven_batch(
         env.update(postgres)
         for name, value in postgres.items():  # this process reads the same instance
             monkeypatch.setenv(name, value)
-        code_server = [venv_command("dagster"), "code-server", "start", "-h", "127.0.0.1", "-p", str(grpc_port),
+        code_server = [venv_command("dagster"), "api", "grpc", "-h", "127.0.0.1", "-p", str(grpc_port),
                        "-m", "mlops_assets.definitions", "--location-name", location]
         workspace_file = str(tmp_path / "workspace.yaml")
         webserver = [venv_command("dagster-webserver"), "-h", "127.0.0.1", "-p", str(web_port), "-w", workspace_file]

@@ -48,9 +48,11 @@ def _run_launched_by(port: int) -> DagsterRun:
 
 def test_a_run_on_another_host_is_judged_by_its_code_server(tmp_path):
     """The compose stack: the daemon cannot see the code server container's processes, so it asks
-    the code server; a restarted code server no longer has the run, a stopped one gives no verdict."""
+    the code server; a restarted code server no longer has the run. One that does not answer (it is
+    restarting) gives no verdict yet, which must not read as a failure to Dagster's monitoring."""
     port = free_port()
-    assert code_server_status(_run_launched_by(port)).status == WorkerStatus.UNKNOWN  # nothing listens yet
+    silent = code_server_status(_run_launched_by(port))  # nothing listens yet
+    assert silent.status == WorkerStatus.RUNNING and "does not answer yet" in silent.msg
     args = [venv_command("dagster"), "api", "grpc", "-h", "127.0.0.1", "-p", str(port), "-m", "mlops_assets.definitions"]
     with background_process(args, None, tmp_path / "grpc.log"):
         client = DagsterGrpcClient(host="127.0.0.1", port=port)
