@@ -56,7 +56,7 @@ def process_start_time(pid: int) -> float | None:
 def worker_status(pid: int | None, started_at: float | None) -> CheckRunHealthResult:
     """Whether the worker that announced `pid` at `started_at` (epoch seconds) on this host is still running."""
     if pid is None or started_at is None:
-        return CheckRunHealthResult(WorkerStatus.UNKNOWN, "the run worker has not reported its process yet")
+        return CheckRunHealthResult(WorkerStatus.RUNNING, "the run worker has not reported its process yet: no verdict")
     started = process_start_time(pid)
     before, after = START_WINDOW_SECONDS
     if started is None or not started_at - before <= started <= started_at + after:
