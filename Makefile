@@ -7,7 +7,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: demo test system-packages dev app mlflow-ui bench lock clean
+.PHONY: demo test test-fast system-packages dev app mlflow-ui bench lock clean
 
 # Bytecode is compiled at install: this environment sets PYTHONDONTWRITEBYTECODE, and without .pyc
 # files every Dagster run worker and CLI call recompiled pandas, scikit-learn and dagster (imports ~2x slower).
@@ -28,6 +28,11 @@ demo: $(VENV)/.installed $(DAGSTER_HOME)/dagster.yaml
 ## Run the test suite (what CI runs).
 test: $(VENV)/.installed system-packages
 	$(PY) -m pytest
+
+## The in-process tests only (no dagster dev, browser, PostgreSQL or Docker): a quick check while
+## editing. CI runs everything (`make test`).
+test-fast: $(VENV)/.installed
+	$(PY) -m pytest -m "not slow and not docker"
 
 ## Debian's chromium (browser tests), postgresql (the production-style instance test), and docker.io,
 ## docker-compose and debootstrap (the compose stack test, which starts the engine itself), installed
