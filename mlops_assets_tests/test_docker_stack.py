@@ -118,11 +118,10 @@ def stack(tmp_path_factory):
 
 def test_the_stack_trains_and_scores_a_dropped_extract(stack):
     url, data = stack["url"], stack["data"]
-    training = wait_for(lambda: finished(url, "training_job", launch(url, "training_job")) or True, 60, what="a launch")
-    assert training
-    (training_run,) = runs(url, "training_job")
-    done = wait_for(lambda: finished(url, "training_job", training_run["runId"]), 600, interval=3, what="training_job")
-    assert done["status"] == "SUCCESS", (stack["work"] / "compose.log")
+    training_run = launch(url, "training_job")
+    assert [r["runId"] for r in runs(url, "training_job")] == [training_run]
+    done = wait_for(lambda: finished(url, "training_job", training_run), 600, interval=3, what="training_job")
+    assert done["status"] == "SUCCESS", f"see the services' logs in {stack['work'] / 'compose.log'}"
 
     batch = drop(data / "raw" / "inference", 5, seed=43)
     dropped = time.monotonic()
