@@ -180,6 +180,39 @@ def cold_graph(raw: Path, work: Path) -> tuple[float, int, dict[str, float]]:
     return seconds + more, max(peak, peak2), step_durations(work / "dagster_home")
 
 
+def new_batch_timeline(home: str, batch: str, dropped_at: float, assets: tuple[str, ...]) -> dict[str, float]:
+    """Where the seconds from a drop to the batch's `assets` went, from Dagster's run records and
+    event log: the sensor noticing the file, the run queue, the run worker starting (process,
+    imports, loading the code location), each step, and the gaps between them."""
+    import dagster as dg
+    from dagster._core.events import DagsterEventType
+
+    with dg.DagsterInstance.from_config(home) as instance:
+        [record] = instance.get_run_records(dg.RunsFilter(tags={"dagster/partition": batch}), limit=1, order_by="create_timestamp", ascending=True)
+        events = [e for e in instance.all_logs(record.dagster_run.run_id) if e.dagster_event]
+    phases, previous = {}, dropped_at
+    def mark(name: str, moment: float) -> None:
+        nonlocal previous
+        phases[name] = round(phases.get(name, 0.0) + moment - previous, 2)
+        previous = moment
+    mark("sensor: drop -> run requested", record.create_timestamp.timestamp())
+    remaining = set(assets)
+    for event in events:
+        kind, step = event.dagster_event.event_type, event.dagster_event.step_key
+        if kind == DagsterEventType.RUN_DEQUEUED:
+            mark("queue: requested -> dequeued", event.timestamp)
+        elif kind == DagsterEventType.RUN_START:
+            mark("run worker: launched, imports, code location loaded", event.timestamp)
+        elif kind == DagsterEventType.STEP_START:
+            mark("between steps", event.timestamp)
+        elif kind == DagsterEventType.STEP_SUCCESS:
+            mark(f"step {step}", event.timestamp)
+            remaining.discard(step)
+            if not remaining:
+                break
+    return phases
+
+
 def wait_until(predicate, timeout: float):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -226,8 +259,9 @@ def drop(source: Path, folder: Path) -> float:
     return moment
 
 
-def new_batch_paths(raw: Path, work: Path, timeout: float) -> dict[str, tuple[float, int]]:
-    """Under `dagster dev`: a new batch until its three assets exist; a drifted labeled batch until rescored."""
+def new_batch_paths(raw: Path, work: Path, timeout: float) -> tuple[dict[str, tuple[float, int]], dict[str, float]]:
+    """Under `dagster dev`: a new batch until its three assets exist (and where its seconds went); a
+    drifted labeled batch until rescored."""
     import dagster as dg
 
     from mlops_assets.defs.sensors import RESCORED_BY_TAG, RETRAIN_BATCH_TAG
@@ -240,7 +274,7 @@ def new_batch_paths(raw: Path, work: Path, timeout: float) -> dict[str, tuple[fl
         [str(BIN / "dagster"), "dev", "-m", "mlops_assets.definitions", "-h", "127.0.0.1", "-p", str(port)],
         cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )
-    results = {}
+    results, timeline = {}, {}
     try:
         with TreeMonitor(process.pid) as monitor:
             wait_until(lambda: sensor_ticked(env["DAGSTER_HOME"], "inference_folder_sensor", started), 180)
@@ -250,8 +284,11 @@ def new_batch_paths(raw: Path, work: Path, timeout: float) -> dict[str, tuple[fl
                     return all(batch in instance.get_materialized_partitions(dg.AssetKey(a)) for a in assets)
 
             dropped = drop(raw / "later" / "p6_extrac.csv", data / "raw" / "inference")
-            wait_until(lambda: materialized("p6_extrac", ("predictions", "business_value", "drift_report")), timeout)
+            dropped_at = time.time() - (time.monotonic() - dropped)
+            batch_assets = ("predictions", "business_value", "drift_report")
+            wait_until(lambda: materialized("p6_extrac", batch_assets), timeout)
             results["new batch: drop -> 3 assets (dagster dev)"] = (time.monotonic() - dropped, monitor.peak)
+            timeline = new_batch_timeline(env["DAGSTER_HOME"], "p6_extrac", dropped_at, batch_assets)
 
             def finished_run(tags: dict[str, str]):
                 done = [dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE]
@@ -274,7 +311,7 @@ def new_batch_paths(raw: Path, work: Path, timeout: float) -> dict[str, tuple[fl
             process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
-    return results
+    return results, timeline
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -292,6 +329,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     samples: dict[str, list[tuple[float, int]]] = {}
     steps: dict[str, list[float]] = {}
+    phases: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory(prefix="mlops-bench-") as tmp:
         for scale in sorted(scales):
             rows = int(full_rows * scale)
@@ -309,9 +347,14 @@ def main(argv: list[str] | None = None) -> dict:
                 if scale == reference:
                     for step, value in durations.items():
                         steps.setdefault(step, []).append(value)
-                for name, sample in new_batch_paths(raw, work, timeout=600).items():
+                paths, timeline = new_batch_paths(raw, work, timeout=600)
+                for name, sample in paths.items():
                     samples.setdefault(name + label, []).append(sample)
+                if scale == reference:
+                    for phase, value in timeline.items():
+                        phases.setdefault(phase, []).append(value)
     report = summarize(samples, steps, full_rows, {scale: int(full_rows * scale) for scale in scales})
+    report["new_batch_timeline_s"] = {phase: statistics.median(v) for phase, v in phases.items()}
     report["cpu_reference"] = {"before": cpu_before, "after": cpu_reference()}
     args.out.mkdir(parents=True, exist_ok=True)
     out = args.out / f"bench-{'small' if args.small else 'full'}-{dt.datetime.now():%Y%m%dT%H%M%S}.json"
@@ -383,6 +426,9 @@ def render(report: dict) -> str:
         lines.append(f"| {f['figure']} | {f['median_s']:.1f} | {f['min_s']:.1f} | {f['max_s']:.1f} | {f['peak_rss_gib']:.2f} | {f['ratio_to_floor']:.1f} |")
     lines += ["", "| asset step (cold graph) | median s |", "|---|---:|"]
     lines += [f"| {step} | {seconds:.1f} |" for step, seconds in report["asset_step_seconds"].items()]
+    if report.get("new_batch_timeline_s"):
+        lines += ["", "| new batch under dagster dev: where the seconds go | median s |", "|---|---:|"]
+        lines += [f"| {phase} | {seconds:.1f} |" for phase, seconds in report["new_batch_timeline_s"].items()]
     if report["scoring_rows_per_second"]:
         lines.append(f"\npredictions + business_value: {report['scoring_rows_per_second']:,.0f} rows/s")
     if len(report["growth"]) > 1:

@@ -212,26 +212,27 @@ def model(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     return result
 
 
-def _load_training_rows(con, settings: PipelineSettings, columns: str, newest: str | None) -> pd.DataFrame:
+def _load_training_rows(con, settings: PipelineSettings, columns: str, train_files: list[str], retraining: bool) -> pd.DataFrame:
     """The uniform sample of the train split (`in_sample`), plus, in a retraining run, every other
-    train row of the `newest` month, for the candidates that lean on it."""
-    # a uniform sample keeps probabilities calibrated (business value multiplies them); ordering
-    # by a seeded hash of the row's identity makes it repeatable whatever order rows are stored
-    # in, and is ~10x faster than DuckDB's single-threaded reservoir sample (17 s at full scale)
-    sample = con.sql(
-        f"SELECT {columns}, source_file, key_value FROM features WHERE split = 'train' "
-        "ORDER BY hash(source_file, key_value, $seed) LIMIT $rows",
-        params={"seed": settings.random_seed, "rows": settings.max_training_rows},
+    train row of the newest month, for the candidates that lean on it; `month_age` is 0 for the
+    newest of `train_files` (oldest first), 1 for the one before, ...
+
+    The sample is the `max_training_rows` rows with the smallest seeded hash of their identity: a
+    uniform sample (business value multiplies the probabilities, so they must stay calibrated),
+    repeatable whatever order rows are stored in, and ~10x faster than DuckDB's single-threaded
+    reservoir sample. Only the hash cut-off is ranked; one query then returns the rows in hash
+    order (1 GiB less memory and 12 s less at 200 % scale than ranking whole rows and joining in pandas)."""
+    identity = f"hash(source_file, key_value, {int(settings.random_seed)})"
+    [(cutoff,)] = con.execute(
+        f"SELECT max(h) FROM (SELECT {identity} AS h FROM features WHERE split = 'train' ORDER BY h LIMIT $rows)",
+        {"rows": settings.max_training_rows},
+    ).fetchall()
+    newest = "OR source_file = $newest" if retraining else ""
+    return con.sql(
+        f"SELECT {columns}, (len($files) - list_position($files, source_file))::INTEGER AS month_age, {identity} <= $cutoff AS in_sample "
+        f"FROM features WHERE split = 'train' AND ({identity} <= $cutoff {newest}) ORDER BY {identity}",
+        params={"files": train_files, "cutoff": cutoff, **({"newest": train_files[-1]} if retraining else {})},
     ).to_arrow_table().to_pandas()
-    sample["in_sample"] = True
-    if newest is None:
-        return sample
-    rest = con.sql(
-        f"SELECT {columns}, source_file, key_value FROM features WHERE split = 'train' AND source_file = $newest",
-        params={"newest": newest},
-    ).to_arrow_table().to_pandas()
-    rest = rest[~rest["key_value"].isin(sample.loc[sample["source_file"] == newest, "key_value"])]
-    return pd.concat([sample, rest.assign(in_sample=False)], ignore_index=True)
 
 
 def _train_and_register(context: dg.AssetExecutionContext, settings: PipelineSettings, mlflow) -> dg.MaterializeResult:
@@ -250,15 +251,14 @@ def _train_and_register(context: dg.AssetExecutionContext, settings: PipelineSet
         train_files = [f for f in files_in_window if f in with_train_rows]
         test_file = con.execute("SELECT any_value(source_file) FROM features WHERE split = 'test'").fetchall()[0][0]
         train_available = con.execute("SELECT count(*) FROM features WHERE split = 'train'").fetchall()[0][0]
-        train = _load_training_rows(con, settings, columns, train_files[-1] if admitted else None)
+        train = _load_training_rows(con, settings, columns, train_files, retraining=bool(admitted))
         test = con.sql(f"SELECT {columns} FROM features WHERE split = 'test'").to_arrow_table().to_pandas()
         window = con.execute("SELECT file_name, sha256, rows FROM training_window").df() if table_exists(con, "training_window") else None
         current = current_champion(con)
     test_target = test.pop(contract.TARGET).to_numpy()
     test_inputs = training.model_inputs(test)
-    age = train["source_file"].map({f: len(train_files) - 1 - i for i, f in enumerate(train_files)}).to_numpy()
     candidates = training.candidate_training_sets(
-        age, train["in_sample"].to_numpy(), retraining=bool(admitted), min_rows=settings.min_candidate_rows,
+        train["month_age"].to_numpy(), train["in_sample"].to_numpy(), retraining=bool(admitted), min_rows=settings.min_candidate_rows,
         max_rows=settings.max_training_rows, recency_half_life=settings.recency_half_life, seed=settings.random_seed,
     )
     train_target = train[contract.TARGET].to_numpy()
