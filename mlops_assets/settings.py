@@ -103,6 +103,10 @@ class PipelineSettings(dg.ConfigurableResource):
         """Where one batch's evidently report (`drift_report.html`/`.json`) and its samples live."""
         return self.reports_dir / batch
 
+    def scored_features_file(self, batch: str) -> Path:
+        """The batch's features as `predictions` scored them, until `drift_report` has judged them."""
+        return self.batch_report_dir(batch) / "scored_features.arrow"
+
     @property
     def drift_flag_file(self) -> Path:
         return self.data_path / "drift" / "drift_flag.txt"

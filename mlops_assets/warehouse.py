@@ -331,6 +331,16 @@ def replace_table(con: duckdb.DuckDBPyConnection, table: str, select_sql: str, p
         return con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
 
 
+def replace_view(con: duckdb.DuckDBPyConnection, view: str, select_sql: str) -> int:
+    """Point `view` at `select_sql` atomically (replacing a table of that name, as older releases
+    stored it); returns its row count."""
+    with transaction(con):
+        if con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'main' AND table_name = ?", [view]).fetchall()[0][0]:
+            con.execute(f"DROP TABLE {view}")
+        con.execute(f"CREATE OR REPLACE VIEW {view} AS {select_sql}")
+        return con.execute(f"SELECT count(*) FROM {view}").fetchall()[0][0]
+
+
 def replace_batch(
     con: duckdb.DuckDBPyConnection, table: str, ddl: str, batch: str, rows: Any, log: tuple[str, str, dict] | None = None
 ) -> int:

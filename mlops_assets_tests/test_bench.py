@@ -29,6 +29,10 @@ def test_small_benchmark_produces_its_table(tmp_path):
     batch_floor = by_name["floor: 1 inference CSV"]["median_s"]
     new_batch = by_name["new batch: drop -> 3 assets (dagster dev)"]
     assert new_batch["ratio_to_floor"] == pytest.approx(new_batch["median_s"] / batch_floor)
+    timeline = report["new_batch_timeline_s"]  # where the new batch's seconds went, in order
+    assert list(timeline)[:3] == ["sensor: drop -> run requested", "run queue: requested -> launched", "run worker: process start, imports, code location loaded"]
+    assert {"step predictions", "step business_value", "step drift_report"} <= set(timeline) and min(timeline.values()) >= 0
+    assert new_batch["median_s"] - 3 < sum(timeline.values()) <= new_batch["median_s"]  # the figure adds only the polling
     for moment in ("before", "after"):  # the machine's speed at the time, to compare runs of different hours
         assert report["cpu_reference"][moment]["python_s"] > 0 and report["cpu_reference"][moment]["numpy_s"] > 0
     assert report["growth"][0]["rows_per_extract"] == 3_000 and report["growth"][0]["cold_graph_s_per_million_rows"] > 0

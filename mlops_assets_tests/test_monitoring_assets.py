@@ -19,6 +19,7 @@ from mlops_assets_tests.conftest import (
     execute_request,
     failure_text,
     make_settings,
+    run_job,
     score_batch,
     sql,
 )
@@ -180,6 +181,27 @@ def test_drift_without_labels_is_recorded_and_does_not_retrain(loop):
     assert detected and realized is None and retraining.startswith("drift detected, retraining needs labels")
     requests, _ = _sensor_requests(instance)
     assert requests == []
+
+
+def test_drift_report_judges_the_features_the_scoring_step_read_and_the_file_gives_the_same_verdict(loop):
+    """One read of the CSV per scoring run: `predictions` hands the parsed features to `drift_report`
+    (which judges them even with the file gone, then removes them); judged again later, the batch is
+    read from its file, with the same column scores."""
+    settings, instance = loop
+    batch = _drop(settings, 6, "numeric_shift", labels=False)
+    assert score_batch(settings, instance, batch).success
+    staged, path = settings.scored_features_file(batch), settings.inference_dir / f"{batch}.csv"
+    assert staged.is_file()
+    hidden = path.rename(path.with_suffix(".hidden"))
+    judged = run_job(settings, "batch_job", partition_key=batch, instance=instance, asset_selection=[dg.AssetKey("drift_report")])
+    assert judged.success, failure_text(judged)
+    assert not staged.exists()
+    from_staged = sql(settings, "SELECT \"column\", method, score, drifted FROM drift_report ORDER BY \"column\"")
+    assert {c for c, _, _, drifted in from_staged if drifted} == set(NUMERIC_SHIFTED)
+    hidden.rename(path)
+    again = run_job(settings, "batch_job", partition_key=batch, instance=instance, asset_selection=[dg.AssetKey("drift_report")])
+    assert again.success, failure_text(again)
+    assert sql(settings, "SELECT \"column\", method, score, drifted FROM drift_report ORDER BY \"column\"") == from_staged
 
 
 def test_a_batch_like_the_training_data_is_not_drifted(loop):

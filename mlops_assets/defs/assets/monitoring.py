@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from dagster_duckdb import DuckDBResource
 
-from mlops_assets import contract, drift, monitoring
+from mlops_assets import contract, drift, monitoring, scored_features
 from mlops_assets.batch_files import batch_path, file_name
 from mlops_assets.defs.assets.labels import batch_labels
 from mlops_assets.defs.assets.scoring import predictions
@@ -41,11 +41,14 @@ def _scored_with_labels(con, batch: str) -> tuple[pd.DataFrame, str, str | None]
         return scored, f"labels file {file}", sha
     scored = con.execute("SELECT key_value, target, probability, model_version FROM predictions WHERE batch = ?", [batch]).df()
     if scored["target"].notna().any():
-        [(sha,)] = con.execute(
-            "SELECT content_sha256 FROM inference_log WHERE batch = ? ORDER BY finished_at DESC LIMIT 1", [batch]
-        ).fetchall()
-        return scored, "the extract's target column", sha
+        return scored, "the extract's target column", _scored_content(con, batch)
     return scored, "none yet", None
+
+
+def _scored_content(con, batch: str) -> str:
+    """SHA-256 of the file content the batch's current predictions were made from."""
+    [(sha,)] = con.execute("SELECT content_sha256 FROM inference_log WHERE batch = ? ORDER BY finished_at DESC LIMIT 1", [batch]).fetchall()
+    return sha
 
 
 def _retraining_outcome(con, batch: str) -> str | None:
@@ -104,7 +107,10 @@ def drift_report(context: dg.AssetExecutionContext, settings: PipelineSettings, 
             "SELECT count(*) FROM model_data WHERE version = ? AND role = 'train' AND file_name = ?", [scoring_version, file_name(batch)]
         ).fetchall()[0][0] > 0
         earlier_outcome = _retraining_outcome(con, batch)
-        _, current = load_extract(con, path, with_target=False, max_invalid_share=settings.max_invalid_share)
+        staged = settings.scored_features_file(batch)
+        current = scored_features.take(staged, _scored_content(con, batch))
+        if current is None:  # judged again later (labels arrived), or a warehouse from before staging
+            _, current = load_extract(con, path, with_target=False, max_invalid_share=settings.max_invalid_share)
     probability = scored["probability"].to_numpy()
     target = scored["target"].to_numpy(dtype=np.float64)
     if learned_from_batch:  # a model is only measured on rows it did not learn from: the held-out part
@@ -160,6 +166,7 @@ def drift_report(context: dg.AssetExecutionContext, settings: PipelineSettings, 
     settings.drift_flag_file.parent.mkdir(parents=True, exist_ok=True)
     settings.drift_flag_file.write_text("1\n" if detected else "0\n")
     _write_report_samples(settings, batch, reference, current)
+    staged.unlink(missing_ok=True)
 
     top = columns.sort_values("score", ascending=False).head(TOP_COLUMNS)[["column", "method", "score", "drifted"]]
     return dg.MaterializeResult(

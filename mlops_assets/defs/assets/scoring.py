@@ -6,7 +6,7 @@ import time
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from mlops_assets import contract, inference_folder, model_registry
+from mlops_assets import contract, inference_folder, model_registry, scored_features
 from mlops_assets.batch_files import batch_path
 from mlops_assets.defs.assets.training import champion as champion_asset, extract_failure
 from mlops_assets.defs.partitions import inference_batches
@@ -58,6 +58,7 @@ def predictions(
     # only the columns each use needs go to pandas; the model's in contract order, so none is copied again
     features = training.model_inputs(table.select(list(contract.MODEL_FEATURES)).to_pandas())
     probability = pipeline.predict_proba(features)[:, 1]
+    scored_features.stage(settings.scored_features_file(batch), table.select(list(contract.MODEL_FEATURES)), check.sha256)
     unseen = {k: n for k, n in check.categories.items() if k not in training.known_categories(pipeline)}
     scored = table.select(list(PREDICTION_COLUMNS)).to_pandas().assign(
         batch=batch,
