@@ -27,8 +27,13 @@ def sample_raw(tmp_path_factory) -> Path:
     return raw
 
 
+TEST_REPORT_SAMPLE_ROWS = 2_000
+"""Rows per side of evidently's HTML report in tests: the report is for people; the drift decision
+the tests check uses every row whatever this is."""
+
+
 def make_settings(data_dir: Path, **overrides) -> PipelineSettings:
-    return PipelineSettings(data_dir=str(data_dir), **overrides)
+    return PipelineSettings(data_dir=str(data_dir), **{"report_sample_rows": TEST_REPORT_SAMPLE_ROWS, **overrides})
 
 
 @pytest.fixture

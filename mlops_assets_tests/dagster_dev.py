@@ -1,7 +1,7 @@
 """Start and stop a real `dagster dev` for end-to-end tests.
 
 `dagster dev` ignores SIGTERM when started from a non-interactive shell, so it runs in its own
-process group and is stopped by signalling that group, with SIGKILL as the last resort.
+session and is stopped by killing every process of that session.
 """
 
 import contextlib
@@ -93,12 +93,6 @@ def kill_session(process: subprocess.Popen) -> int:
 
 
 def _stop(process: subprocess.Popen) -> None:
-    for sig, grace in ((signal.SIGINT, 20), (signal.SIGTERM, 10), (signal.SIGKILL, 10)):
-        if process.poll() is not None:
-            break
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, sig)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=grace)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)  # leftovers of the group (daemon, code server)
+    """Tests keep nothing a graceful shutdown would save (their instance, warehouse and data are
+    temporary), so the whole session is killed at once instead of waiting out grace periods."""
+    kill_session(process)  # also what the leader left behind (daemon, code server, run workers)

@@ -9,7 +9,7 @@ import dagster as dg
 import duckdb
 
 from bench.run import environment
-from mlops_assets_tests.conftest import TEST_ROWS
+from mlops_assets_tests.conftest import TEST_REPORT_SAMPLE_ROWS, TEST_ROWS
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parents[1]
 def cli_env(data_dir: Path, dagster_home: Path) -> dict[str, str]:
     """Environment for a subprocess: the project's settings pointed at temporary folders (the same
     one the benchmark gives its processes)."""
-    return environment(data_dir, dagster_home)
+    return {**environment(data_dir, dagster_home), "MLOPS_REPORT_SAMPLE_ROWS": str(TEST_REPORT_SAMPLE_ROWS)}
 
 
 def dagster_cli(*args: str, env: dict[str, str], timeout: int = 300) -> subprocess.CompletedProcess:

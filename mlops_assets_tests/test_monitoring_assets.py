@@ -15,6 +15,7 @@ from mlops_assets.defs.sensors import RETRAIN_BATCH_TAG, drift_retrain_sensor
 from mlops_assets.model_registry import CHAMPION_ALIAS
 from mlops_assets.sample_data import NUMERIC_SHIFTED, generate_month, write_extract
 from mlops_assets_tests.conftest import (
+    TEST_REPORT_SAMPLE_ROWS,
     WITHOUT_HTML_REPORT,
     execute_request,
     failure_text,
@@ -76,7 +77,7 @@ def test_a_drifted_labeled_batch_is_retrained_promoted_and_rescored(loop):
     assert drifted == set(NUMERIC_SHIFTED)
     assert settings.drift_flag_file.read_text() == "1\n"
     html = settings.reports_dir / batch / "drift_report.html"
-    assert "SAMPLED REPORT" in html.read_text() and (settings.reports_dir / batch / "drift_report.json").stat().st_size > 0
+    assert f"SAMPLED REPORT: {TEST_REPORT_SAMPLE_ROWS:,} reference rows and {TEST_REPORT_SAMPLE_ROWS:,} batch rows" in html.read_text() and (settings.reports_dir / batch / "drift_report.json").stat().st_size > 0
     # evidently's report for people judges with the pipeline's threshold, so the two agree
     assert "Dataset Drift is detected. Dataset drift detection threshold is 0.15" in html.read_text()
 
