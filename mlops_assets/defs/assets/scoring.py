@@ -58,7 +58,6 @@ def predictions(
     # only the columns each use needs go to pandas; the model's in contract order, so none is copied again
     features = training.model_inputs(table.select(list(contract.MODEL_FEATURES)).to_pandas())
     probability = pipeline.predict_proba(features)[:, 1]
-    scored_features.stage(settings.scored_features_file(batch), table.select(list(contract.MODEL_FEATURES)), check.sha256)
     unseen = {k: n for k, n in check.categories.items() if k not in training.known_categories(pipeline)}
     scored = table.select(list(PREDICTION_COLUMNS)).to_pandas().assign(
         batch=batch,
@@ -92,6 +91,8 @@ def predictions(
             "FROM predictions WHERE batch = ?",
             [batch],
         ).fetchall()[0]
+    # after the warehouse's commit: a staged file only exists for predictions that were stored
+    scored_features.stage(settings.scored_features_file(batch), table.select(list(contract.MODEL_FEATURES)), check.sha256)
     if check.extra_columns:
         context.log.warning(f"{path.name}: ignored columns not in the contract: {', '.join(check.extra_columns)}")
     expected = check.rows - check.duplicate_keys
