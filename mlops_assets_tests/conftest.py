@@ -118,3 +118,17 @@ def execute_request(settings: PipelineSettings, instance: dg.DagsterInstance, re
         tags=request.tags,
         partition_key=request.partition_key,
     )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Longest modules first (the compose stack, then those starting dagster processes): `make test`
+    hands whole modules to parallel workers in this order, and a long one handed out last would
+    run alone at the end."""
+
+    def weight(item: pytest.Item) -> int:
+        return 0 if item.get_closest_marker("docker") else 1 if item.get_closest_marker("slow") else 2
+
+    module_weight: dict[str, int] = {}
+    for item in items:
+        module_weight[item.module.__name__] = min(weight(item), module_weight.get(item.module.__name__, 2))
+    items.sort(key=lambda item: module_weight[item.module.__name__])
