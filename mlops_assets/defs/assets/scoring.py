@@ -56,7 +56,8 @@ def predictions(
     version, threshold = current.version, current.decision_threshold
     pipeline = model_registry.deserialize(current.pipeline_skops)
     # only the columns each use needs go to pandas; the model's in contract order, so none is copied again
-    features = training.model_inputs(table.select(list(contract.MODEL_FEATURES)).to_pandas())
+    model_columns = table.select(list(contract.MODEL_FEATURES))
+    features = training.model_inputs(model_columns.to_pandas())
     probability = pipeline.predict_proba(features)[:, 1]
     unseen = {k: n for k, n in check.categories.items() if k not in training.known_categories(pipeline)}
     scored = table.select(list(PREDICTION_COLUMNS)).to_pandas().assign(
@@ -92,7 +93,7 @@ def predictions(
             [batch],
         ).fetchall()[0]
     # after the warehouse's commit: a staged file only exists for predictions that were stored
-    scored_features.stage(settings.scored_features_file(batch), table.select(list(contract.MODEL_FEATURES)), check.sha256)
+    scored_features.stage(settings.scored_features_file(batch), model_columns, check.sha256)
     if check.extra_columns:
         context.log.warning(f"{path.name}: ignored columns not in the contract: {', '.join(check.extra_columns)}")
     expected = check.rows - check.duplicate_keys
