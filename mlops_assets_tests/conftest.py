@@ -121,14 +121,15 @@ def execute_request(settings: PipelineSettings, instance: dg.DagsterInstance, re
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Longest modules first (the compose stack, then those starting dagster processes): `make test`
-    hands whole modules to parallel workers in this order, and a long one handed out last would
-    run alone at the end."""
+    """Longest modules first (the compose stack, those retraining in process, those starting dagster
+    processes): `make test` hands whole modules to parallel workers in this order, and a long one
+    handed out last would run alone at the end."""
+    order = ("docker", "long", "slow")
 
     def weight(item: pytest.Item) -> int:
-        return 0 if item.get_closest_marker("docker") else 1 if item.get_closest_marker("slow") else 2
+        return next((rank for rank, mark in enumerate(order) if item.get_closest_marker(mark)), len(order))
 
     module_weight: dict[str, int] = {}
     for item in items:
-        module_weight[item.module.__name__] = min(weight(item), module_weight.get(item.module.__name__, 2))
+        module_weight[item.module.__name__] = min(weight(item), module_weight.get(item.module.__name__, len(order)))
     items.sort(key=lambda item: module_weight[item.module.__name__])

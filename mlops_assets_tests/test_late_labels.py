@@ -15,6 +15,8 @@ from mlops_assets.sample_data import generate_month, write_extract
 from mlops_assets_tests.conftest import WITHOUT_HTML_REPORT, execute_request, failure_text, make_settings, score_batch, sql, table_snapshot
 from mlops_assets_tests.test_monitoring_assets import BATCH_ROWS, _retrain_and_rescore, _sensor_requests
 
+pytestmark = pytest.mark.long
+
 BATCH = "p6_extrac"
 
 

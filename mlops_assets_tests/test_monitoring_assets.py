@@ -25,6 +25,8 @@ from mlops_assets_tests.conftest import (
     sql,
 )
 
+pytestmark = pytest.mark.long
+
 
 @pytest.fixture
 def loop(trained, tmp_path):
