@@ -154,15 +154,16 @@ def floor(raw: Path, work: Path, env: dict[str, str]) -> dict[str, tuple[float, 
     return results
 
 
-def step_durations(home: Path) -> dict[str, float]:
-    """Seconds per asset step of every run in the instance, from Dagster's event log."""
+def step_durations(home: Path | str, run_id: str | None = None) -> dict[str, float]:
+    """Seconds per asset step of one run, or summed over every run in the instance, from Dagster's event log."""
     import dagster as dg
     from dagster._core.events import DagsterEventType
 
     durations: dict[str, float] = {}
     with dg.DagsterInstance.from_config(str(home)) as instance:
-        for run in instance.get_runs():
-            for record in instance.all_logs(run.run_id, of_type=DagsterEventType.STEP_SUCCESS):
+        run_ids = [run_id] if run_id else [run.run_id for run in instance.get_runs()]
+        for one_run in run_ids:
+            for record in instance.all_logs(one_run, of_type=DagsterEventType.STEP_SUCCESS):
                 event = record.dagster_event
                 durations[event.step_key] = durations.get(event.step_key, 0) + event.event_specific_data.duration_ms / 1000
     return durations

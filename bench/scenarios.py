@@ -22,7 +22,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.run import BIN, FULL_ROWS, REPO, TreeMonitor, drop, environment, fresh_folder, progress, sample_data, sensor_ticked, timed
+from bench.run import (
+    BIN, FULL_ROWS, REPO, TreeMonitor, drop, environment, fresh_folder, progress, sample_data, sensor_ticked, step_durations, timed,
+    wait_until,
+)
 
 SCENARIOS = ("none", "mild", "categorical_mix", "numeric_shift", "concept_change")
 
@@ -43,26 +46,6 @@ def _runs(home: str):
 
     with dg.DagsterInstance.from_config(home) as instance:
         return list(instance.get_runs())
-
-
-def _step_seconds(home: str, run_id: str) -> dict[str, float]:
-    import dagster as dg
-    from dagster._core.events import DagsterEventType
-
-    with dg.DagsterInstance.from_config(home) as instance:
-        return {
-            r.dagster_event.step_key: round(r.dagster_event.event_specific_data.duration_ms / 1000, 1)
-            for r in instance.all_logs(run_id, of_type=DagsterEventType.STEP_SUCCESS)
-        }
-
-
-def _wait(predicate, timeout: float):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := predicate():
-            return value
-        time.sleep(1)
-    raise TimeoutError(f"not done within {timeout:.0f} s")
 
 
 def run_scenario(base: Path, work: Path, month: Path, timeout: float) -> dict:
@@ -87,21 +70,21 @@ def run_scenario(base: Path, work: Path, month: Path, timeout: float) -> dict:
     result: dict = {}
     try:
         with TreeMonitor(process.pid) as monitor:
-            _wait(lambda: sensor_ticked(str(home), "inference_folder_sensor", started), 180)
+            wait_until(lambda: sensor_ticked(str(home), "inference_folder_sensor", started), 180)
             dropped = drop(month, data / "raw" / "inference")
-            scoring = _wait(lambda: finished({"dagster/sensor_name": "inference_folder_sensor"}), timeout)
+            scoring = wait_until(lambda: finished({"dagster/sensor_name": "inference_folder_sensor"}), timeout)
             result["seconds_drop_to_scored"] = round(time.monotonic() - dropped, 1)
             result["scoring_status"] = scoring.status.value
             time.sleep(8)  # the retrain sensor's interval: has it asked for a retraining?
             retraining = [r for r in _runs(str(home)) if r.tags.get(RETRAIN_BATCH_TAG)]
             if retraining:
-                run = _wait(lambda: finished({RETRAIN_BATCH_TAG: "p6_extrac"}), timeout * 3)
+                run = wait_until(lambda: finished({RETRAIN_BATCH_TAG: "p6_extrac"}), timeout * 3)
                 result["retraining_status"] = run.status.value
-                result["retraining_steps_s"] = _step_seconds(str(home), run.run_id)
+                result["retraining_steps_s"] = {k: round(v, 1) for k, v in step_durations(home, run.run_id).items()}
                 result["seconds_drop_to_retrained"] = round(time.monotonic() - dropped, 1)
                 time.sleep(8)
                 if any(r.tags.get(RESCORED_BY_TAG) for r in _runs(str(home))):
-                    _wait(lambda: finished({RESCORED_BY_TAG: "2"}), timeout)
+                    wait_until(lambda: finished({RESCORED_BY_TAG: "2"}), timeout)
                     result["seconds_drop_to_rescored"] = round(time.monotonic() - dropped, 1)
             result["peak_rss_gib"] = round(monitor.peak / 2**30, 2)
     finally:
@@ -148,8 +131,6 @@ def main(argv: list[str] | None = None) -> dict:
             [str(BIN / "dagster"), "asset", "materialize", "-m", "mlops_assets.definitions", "--select", "raw_training,features,model,champion"],
             environment(data, base / "dagster_home"),
         )
-        from bench.run import step_durations
-
         report["ordinary_training"] = {"seconds": round(seconds, 1), "peak_rss_gib": round(peak / 2**30, 2),
                                        "steps_s": {k: round(v, 1) for k, v in step_durations(base / "dagster_home").items()}}
         for scenario in args.scenarios.split(","):
