@@ -1,12 +1,14 @@
 """Shared fixtures: small generated extracts in temporary folders, real DuckDB and MLflow stores."""
 
 import dataclasses
+import json
 import os
 import shutil
 from pathlib import Path
 
 import dagster as dg
 import pytest
+from filelock import FileLock
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DO_NOT_TRACK", "1")
@@ -51,21 +53,29 @@ def run_job(settings: PipelineSettings, job_name: str, **kwargs) -> dg.ExecuteIn
 @dataclasses.dataclass(frozen=True)
 class Trained:
     settings: PipelineSettings
-    result: dg.ExecuteInProcessResult
+    run_id: str
+    checks_passed: dict[str, bool]
 
 
 @pytest.fixture(scope="session")
-def trained(tmp_path_factory, sample_raw) -> Trained:
+def trained(tmp_path_factory, sample_raw, worker_id) -> Trained:
     """A data folder where the training job already ran once: warehouse, MLflow store, champion v1.
 
-    Session-scoped because training is the slow part; tests that change it copy it first.
+    Session-scoped because training is the slow part, and shared by parallel workers (the first
+    trains under a file lock, the others take what it wrote); tests that change it copy it first.
     """
-    data = tmp_path_factory.mktemp("trained") / "data"
-    shutil.copytree(sample_raw, data / "raw")
-    settings = make_settings(data)
-    result = run_job(settings, "training_job")
-    assert result.success, failure_text(result)
-    return Trained(settings, result)
+    shared = tmp_path_factory.getbasetemp()
+    if worker_id != "master":
+        shared = shared.parent  # the session's folder above every worker's own
+    data, facts = shared / "trained" / "data", shared / "trained" / "run.json"
+    with FileLock(shared / "trained.lock"):
+        if not facts.exists():
+            shutil.copytree(sample_raw, data / "raw")
+            result = run_job(make_settings(data), "training_job")
+            assert result.success, failure_text(result)
+            checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+            facts.write_text(json.dumps({"run_id": result.run_id, "checks_passed": checks}))
+    return Trained(make_settings(data), **json.loads(facts.read_text()))
 
 
 def failure_text(result: dg.ExecuteInProcessResult) -> str:
