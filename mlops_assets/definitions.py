@@ -14,7 +14,7 @@ def build_definitions(settings: PipelineSettings) -> dg.Definitions:
         assets=dg.load_assets_from_modules([training, scoring, labels, monitoring]),
         asset_checks=dg.load_asset_checks_from_modules([checks]),
         jobs=[jobs.training_job, jobs.batch_job, jobs.labels_job],
-        sensors=[sensors.inference_folder_sensor, sensors.labels_sensor, sensors.drift_retrain_sensor],
+        sensors=[sensors.inference_folder_sensor, sensors.labels_sensor, sensors.drift_retrain_sensor, sensors.missed_retry_sensor],
         resources=build_resources(settings),
         executor=dg.in_process_executor,
     )

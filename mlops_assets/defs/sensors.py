@@ -1,10 +1,11 @@
 """Sensors: the inference folder starts scoring runs, and drift starts retraining, without a human."""
 
 import json
+import time
 
 import dagster as dg
 
-from mlops_assets import inference_folder
+from mlops_assets import inference_folder, run_retries
 from mlops_assets.batch_files import BatchNameError, batch_key, batch_path
 from mlops_assets.defs.jobs import batch_job, labels_job, training_job
 from mlops_assets.defs.partitions import inference_batches
@@ -188,4 +189,21 @@ def drift_retrain_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult
         run_requests=requests,
         cursor=json.dumps(next_cursor),
         skip_reason=None if requests else "no drift report or promotion that calls for a run",
+    )
+
+
+@dg.sensor(
+    jobs=[training_job, batch_job, labels_job],
+    minimum_interval_seconds=15,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Starts again, once, a run whose worker died and that Dagster's run-retry daemon said it would "
+    "retry but did not (it can read the failure before the run is marked failed): see mlops_assets/run_retries.py.",
+)
+def missed_retry_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+    missed = run_retries.missed_retries(context.instance, time.time())
+    for run in missed:
+        context.log.warning(f"run {run.run_id} ({run.job_name}) failed, was to be retried and was not: starting it again")
+    return dg.SensorResult(
+        run_requests=[run_retries.retry_request(run) for run in missed],
+        skip_reason=None if missed else "no failed run waiting for a retry that Dagster missed",
     )
