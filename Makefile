@@ -26,8 +26,8 @@ demo: $(VENV)/.installed $(DAGSTER_HOME)/dagster.yaml
 	$(PY) -m mlops_assets.demo
 
 ## Run the test suite (what CI runs). Whole modules go to TEST_WORKERS parallel workers: the
-## end-to-end tests mostly wait on Dagster's daemon loops and process starts, so 3 workers on 2 cores
-## finish in about half the time of one.
+## end-to-end tests mostly wait on Dagster's daemon loops and process starts, so on 2 cores 3 workers
+## took 11 min where 1 took 16 (same hour); 4 slowed the crash tests past their bounds.
 TEST_WORKERS ?= 3
 test: $(VENV)/.installed system-packages
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
