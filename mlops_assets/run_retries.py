@@ -51,17 +51,21 @@ def missed_retries(instance: dg.DagsterInstance, now: float) -> list[dg.DagsterR
     if read_until is None:
         return []
     records = instance.get_run_records(
-        dg.RunsFilter(statuses=[dg.DagsterRunStatus.FAILURE], tags={WILL_RETRY_TAG: "true"}, updated_after=dt.datetime.fromtimestamp(now - LOOKBACK_SECONDS, tz=dt.timezone.utc))
+        dg.RunsFilter(
+            statuses=[dg.DagsterRunStatus.FAILURE],
+            tags={WILL_RETRY_TAG: "true"},
+            updated_after=dt.datetime.fromtimestamp(now - LOOKBACK_SECONDS, tz=dt.timezone.utc),
+        )
     )
-    return [
-        record.dagster_run
-        for record in records
-        if AUTO_RETRY_RUN_ID_TAG not in record.dagster_run.tags
-        and RETRY_OF_TAG not in record.dagster_run.tags
-        and record.end_time is not None
-        and record.end_time <= read_until
-        and now - record.end_time >= RETRY_GRACE_SECONDS
-    ]
+    missed = []
+    for run in (record.dagster_run for record in records):
+        if AUTO_RETRY_RUN_ID_TAG in run.tags or RETRY_OF_TAG in run.tags:
+            continue
+        # the failure event's own timestamp: the run record's end time is a rounded copy of it
+        failed_at = max((e.timestamp for e in instance.all_logs(run.run_id, of_type=DagsterEventType.RUN_FAILURE)), default=None)
+        if failed_at is not None and failed_at <= read_until and now - failed_at >= RETRY_GRACE_SECONDS:
+            missed.append(run)
+    return missed
 
 
 def retry_request(run: dg.DagsterRun) -> dg.RunRequest:

@@ -35,7 +35,8 @@ def _daemon_read_every_failure(instance) -> None:
 
 
 def _failed_at(instance, run) -> float:
-    return instance.get_run_record_by_id(run.run_id).end_time
+    [failure] = instance.all_logs(run.run_id, of_type=DagsterEventType.RUN_FAILURE)
+    return failure.timestamp
 
 
 def test_a_retry_the_daemon_read_and_did_not_start_is_started_once_with_the_runs_tags(instance):
