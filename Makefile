@@ -29,13 +29,14 @@ demo: $(VENV)/.installed $(DAGSTER_HOME)/dagster.yaml
 ## end-to-end tests mostly wait on Dagster's daemon loops and process starts, so on 2 cores 3 workers
 ## took 11 min where 1 took 16 (same hour); 4 slowed the crash tests past their bounds.
 TEST_WORKERS ?= 3
+PYTEST := $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 test: $(VENV)/.installed system-packages
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
+	$(PYTEST)
 
 ## The in-process tests only (no dagster dev, browser, PostgreSQL or Docker): a quick check while
 ## editing. CI runs everything (`make test`).
 test-fast: $(VENV)/.installed
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not slow and not docker"
+	$(PYTEST) -m "not slow and not docker"
 
 ## Debian's chromium (browser tests), postgresql (the production-style instance test), and docker.io,
 ## docker-compose and debootstrap (the compose stack test, which starts the engine itself), installed

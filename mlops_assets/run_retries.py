@@ -79,4 +79,3 @@ def retry_request(run: dg.DagsterRun) -> dg.RunRequest:
         asset_selection=list(run.asset_selection) if run.asset_selection else None,
         tags={**tags, RETRY_OF_TAG: run.run_id},
     )
-
