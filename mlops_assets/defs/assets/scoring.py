@@ -2,8 +2,11 @@
 
 import datetime as dt
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import dagster as dg
+import numpy as np
+import pyarrow as pa
 from dagster_duckdb import DuckDBResource
 
 from mlops_assets import contract, inference_folder, model_registry, scored_features
@@ -37,38 +40,43 @@ def predictions(
     """The batch scored by the current champion: one row per customer with its probability, the
     top-decile label, the model version and trace columns. Re-scoring replaces only this batch's rows.
     A file that fails validation is moved to `rejected/` with a reason and nothing is written."""
-    from mlops_assets import training  # scikit-learn is imported only by steps that score
-
     started, clock = dt.datetime.now(), time.perf_counter()
     batch = context.partition_key
     path = batch_path(settings.inference_dir, batch)
     if not path.is_file():
         raise dg.Failure(description=f"{path} does not exist (moved to rejected/ or deleted?); nothing was scored")
-    with warehouse.get_connection() as con:
+    with warehouse.get_connection() as con, ThreadPoolExecutor(max_workers=1) as loader:
+        current = champion(con)
+        # importing scikit-learn and skops and unpacking the model take seconds: done while DuckDB reads the file
+        model = loader.submit(model_registry.deserialize, current.pipeline_skops) if current else None
         try:
             check, table = load_extract(con, path, with_target=False, max_invalid_share=settings.max_invalid_share)
         except ExtractError as exc:
             inference_folder.reject(path, exc.problem)
             raise extract_failure(exc) from exc
-        current = champion(con)
     if current is None:
         raise dg.Failure(description="there is no champion model yet: run training_job (raw_training, features, model, champion) first")
     version, threshold = current.version, current.decision_threshold
-    pipeline = model_registry.deserialize(current.pipeline_skops)
+    pipeline = model.result()
+    from mlops_assets import training  # scikit-learn is imported only by steps that score (here: by the loader)
+
     # only the columns each use needs go to pandas; the model's in contract order, so none is copied again
     model_columns = table.select(list(contract.MODEL_FEATURES))
     features = training.model_inputs(model_columns.to_pandas())
     probability = pipeline.predict_proba(features)[:, 1]
     unseen = {k: n for k, n in check.categories.items() if k not in training.known_categories(pipeline)}
-    scored = table.select(list(PREDICTION_COLUMNS)).to_pandas().assign(
-        batch=batch,
-        source_file=path.name,
-        probability=probability,
-        predicted_label=probability >= threshold,
-        decision_threshold=threshold,
-        model_version=version,
-        scored_at=started,
-    )
+    predicted = probability >= threshold
+    scored = table.select(list(PREDICTION_COLUMNS))  # Arrow into DuckDB: the batch's columns are not copied
+    for name, value in {
+        "batch": batch,
+        "source_file": path.name,
+        "probability": probability,
+        "predicted_label": predicted,
+        "decision_threshold": threshold,
+        "model_version": version,
+        "scored_at": started,
+    }.items():
+        scored = scored.append_column(name, pa.array(value if isinstance(value, np.ndarray) else [value] * scored.num_rows))
     log_row = {
         "batch": batch,
         "file_name": path.name,
@@ -104,7 +112,7 @@ def predictions(
             "rows_rejected": check.duplicate_keys,
             "rejected_reason": "duplicate key_value (first row kept)" if check.duplicate_keys else "none",
             "mean_probability": float(probability.mean()),
-            "predicted_positives": int(scored["predicted_label"].sum()),
+            "predicted_positives": int(predicted.sum()),
             "decision_threshold": threshold,
             "model_version": version,
             "has_labels": bool(check.has_target),
