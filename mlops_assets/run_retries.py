@@ -21,7 +21,6 @@ import datetime as dt
 import dagster as dg
 from dagster._core.events import DagsterEventType
 from dagster._core.storage.tags import AUTO_RETRY_RUN_ID_TAG, PARTITION_NAME_TAG, WILL_RETRY_TAG
-from dagster._daemon.auto_run_reexecution.event_log_consumer import _create_cursor_key
 
 from mlops_assets.run_launcher import WORKER_HOST_TAG
 
@@ -35,6 +34,9 @@ LOOKBACK_SECONDS = 24 * 3600.0
 
 def _consumer_read_until(instance: dg.DagsterInstance) -> float | None:
     """Timestamp of the newest run failure Dagster's retry daemon has read, None if it read none."""
+    # imported here: the daemon package costs every process that loads the code location ~0.3 s
+    from dagster._daemon.auto_run_reexecution.event_log_consumer import _create_cursor_key
+
     key = _create_cursor_key(DagsterEventType.RUN_FAILURE)
     cursor = instance.daemon_cursor_storage.get_cursor_values({key}).get(key)
     if cursor is None:
