@@ -9,7 +9,8 @@ CLI (with per-asset durations from the Dagster event log), the new-batch path un
 went: sensor, queue, run worker start, each step), the drifted labeled batch (file drop -> those
 three assets rewritten by the promoted model's rescoring run; peak RSS until that run, evidently's
 HTML report included, has finished), and the same at other scales (growth:
-seconds per million rows at each scale). Every figure is also given as a ratio to the floor
+seconds per million rows at each scale). Files are dropped half a sensor interval after the
+sensor's latest tick: the average wait of a file that lands at a random moment. Every figure is also given as a ratio to the floor
 measured in the same run, and the run records a CPU reference (fixed pure-Python and numpy
 workloads, before and after), so runs from different hours can be compared.
 """
@@ -253,18 +254,47 @@ def rescored(home: str, batch: str, assets: tuple[str, ...], tags: dict[str, str
     return all(records and records[0].run_id == runs[0].run_id for records in latest)
 
 
-def sensor_ticked(home: str, name: str, since: float) -> bool:
-    """Whether the daemon has evaluated the sensor since `since` (epoch seconds): the deployment is
-    up and the clock can start."""
+def last_tick(home: str, name: str) -> float:
+    """When the daemon last evaluated sensor `name` (epoch seconds; 0.0 before its first tick)."""
     import dagster as dg
 
     with dg.DagsterInstance.from_config(home) as instance:
-        return any(
-            tick.timestamp > since
-            for state in instance.all_instigator_state()
-            if state.instigator_name == name
-            for tick in instance.get_ticks(state.instigator_origin_id, state.selector_id, limit=1)
+        return max(
+            (
+                tick.timestamp
+                for state in instance.all_instigator_state()
+                if state.instigator_name == name
+                for tick in instance.get_ticks(state.instigator_origin_id, state.selector_id, limit=1)
+            ),
+            default=0.0,
         )
+
+
+def sensor_ticked(home: str, name: str, since: float) -> bool:
+    """Whether the daemon has evaluated the sensor since `since` (epoch seconds): the deployment is
+    up and the clock can start."""
+    return last_tick(home, name) > since
+
+
+def drop_between_ticks(source: Path, folder: Path, home: str) -> float:
+    """`drop`, half a sensor interval after the inference sensor's latest tick.
+
+    A user's file lands at a random moment of the sensor's cycle, so it waits half an interval on
+    average; dropping right after the tick this script polls for would measure the worst case.
+    """
+    from dagster._daemon.sensor import MIN_INTERVAL_LOOP_TIME
+
+    from mlops_assets.defs.sensors import inference_folder_sensor
+
+    interval = max(MIN_INTERVAL_LOOP_TIME, inference_folder_sensor.minimum_interval_seconds)
+
+    def recent_tick() -> float:
+        tick = last_tick(home, inference_folder_sensor.name)
+        return tick if tick > time.time() - interval else 0.0
+
+    tick = wait_until(recent_tick, 60)
+    time.sleep(max(0.0, tick + interval / 2 - time.time()))
+    return drop(source, folder)
 
 
 def progress(message: str) -> None:
@@ -304,7 +334,7 @@ def new_batch_paths(raw: Path, work: Path, timeout: float) -> tuple[dict[str, tu
                 with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
                     return all(batch in instance.get_materialized_partitions(dg.AssetKey(a)) for a in assets)
 
-            dropped = drop(raw / "later" / "p6_extrac.csv", data / "raw" / "inference")
+            dropped = drop_between_ticks(raw / "later" / "p6_extrac.csv", data / "raw" / "inference", env["DAGSTER_HOME"])
             dropped_at = time.time() - (time.monotonic() - dropped)
             batch_assets = ("predictions", "business_value", "drift_report")
             wait_until(lambda: materialized("p6_extrac", batch_assets), timeout)
@@ -317,7 +347,7 @@ def new_batch_paths(raw: Path, work: Path, timeout: float) -> tuple[dict[str, tu
                     runs = instance.get_runs(dg.RunsFilter(tags=tags, statuses=done))
                     return runs[0] if runs else None
 
-            dropped = drop(raw / "later" / "p7_extrac.csv", data / "raw" / "inference")
+            dropped = drop_between_ticks(raw / "later" / "p7_extrac.csv", data / "raw" / "inference", env["DAGSTER_HOME"])
             retrain = wait_until(lambda: finished_run({RETRAIN_BATCH_TAG: "p7_extrac"}), timeout * 2)
             results["drifted labeled batch: drop -> challenger trained (dagster dev)"] = (time.monotonic() - dropped, monitor.peak)
             if retrain.status != dg.DagsterRunStatus.SUCCESS:

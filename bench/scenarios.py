@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from bench.run import (
-    BIN, FULL_ROWS, REPO, TreeMonitor, drop, environment, fresh_folder, progress, sample_data, sensor_ticked, step_durations, timed,
+    BIN, FULL_ROWS, REPO, TreeMonitor, drop_between_ticks, environment, fresh_folder, progress, sample_data, sensor_ticked, step_durations, timed,
     wait_until,
 )
 
@@ -71,7 +71,7 @@ def run_scenario(base: Path, work: Path, month: Path, timeout: float) -> dict:
     try:
         with TreeMonitor(process.pid) as monitor:
             wait_until(lambda: sensor_ticked(str(home), "inference_folder_sensor", started), 180)
-            dropped = drop(month, data / "raw" / "inference")
+            dropped = drop_between_ticks(month, data / "raw" / "inference", str(home))
             scoring = wait_until(lambda: finished({"dagster/sensor_name": "inference_folder_sensor"}), timeout)
             result["seconds_drop_to_scored"] = round(time.monotonic() - dropped, 1)
             result["scoring_status"] = scoring.status.value
