@@ -38,6 +38,12 @@ def finished_writing(path: Path, settle_seconds: float) -> bool:
     return stat.st_ctime_ns > stat.st_mtime_ns or time.time() - stat.st_mtime >= settle_seconds
 
 
+def seconds_until_settled(path: Path, settle_seconds: float) -> float:
+    """How long until `path` has not been written for `settle_seconds` if nothing writes it meanwhile
+    (0 if it already has; at most `settle_seconds`, also for a modification time in the future)."""
+    return min(settle_seconds, max(0.0, settle_seconds - (time.time() - path.stat().st_mtime)))
+
+
 def reject(path: Path, reason: str) -> Path:
     """Move a bad file to `rejected/` beside it with `<file>.reason.txt`; never overwrite an earlier one."""
     target_dir = path.parent / REJECTED

@@ -50,9 +50,9 @@ class PipelineSettings(dg.ConfigurableResource):
     max_invalid_share: float = 0.01
     """Share of non-numeric values in one numeric column above which a file is rejected."""
     file_settle_seconds: float = 3.0
-    """An inference file unchanged for this long when the sensor first sees it is scored at once;
-    a younger one waits for the next tick (~5 s) to show it stopped growing, unless it was renamed
-    into place after its last write (an atomic drop, scored at once)."""
+    """An inference or labels file not written for this long is complete. A younger one the sensor
+    sees is looked at again in the same evaluation once it is this old, and if it changed meanwhile
+    at later ticks; a file renamed into place after its last write (an atomic drop) is taken at once."""
     random_seed: int = 42
 
     @classmethod

@@ -3,6 +3,7 @@
 import json
 import os
 import shutil
+import threading
 import time
 
 import dagster as dg
@@ -20,7 +21,7 @@ def instance():
 
 @pytest.fixture
 def folder(tmp_path):
-    settings = make_settings(tmp_path / "data")
+    settings = make_settings(tmp_path / "data", file_settle_seconds=1.0)  # the ticks that wait for it stay short
     settings.inference_dir.mkdir(parents=True)
     return settings
 
@@ -41,11 +42,11 @@ def drop(settings, name, rows="a,b\n1,2\n"):
     return path
 
 
-def test_new_file_is_requested_once_when_stable(instance, folder):
-    drop(folder, "p5_extrac.csv")
+def test_a_new_file_is_requested_once_in_the_tick_that_sees_it_settle(instance, folder):
+    path = drop(folder, "p5_extrac.csv")
     requests, cursor, added = tick(instance, folder, None)
-    assert requests == [] and added == []  # first sight: wait one tick for it to be stable
-    requests, cursor, added = tick(instance, folder, cursor)
+    # not at first sight: the tick looked again once the file had been left alone for the settle time
+    assert time.time() - path.stat().st_mtime >= folder.file_settle_seconds
     assert [(r.partition_key, r.tags["source_file"]) for r in requests] == [("p5_extrac", "p5_extrac.csv")]
     assert added == ["p5_extrac"]
     assert requests[0].run_key.startswith("p5_extrac.csv:")
@@ -74,23 +75,33 @@ def test_an_atomic_drop_is_requested_at_first_sight(instance, folder):
 
 def test_a_file_still_being_written_waits(instance, folder):
     path = drop(folder, "p6_extrac.csv", "a,b\n")
-    _, cursor, _ = tick(instance, folder, None)
-    with open(path, "a") as handle:
-        handle.write("1,2\n")  # still growing at the next tick
-    requests, cursor, _ = tick(instance, folder, cursor)
-    assert requests == []
+    stop = threading.Event()
+
+    def keep_writing():  # a slow copy: a few bytes every 0.1 s
+        with open(path, "a") as handle:
+            while not stop.wait(0.1):
+                handle.write("1,2\n")
+                handle.flush()
+
+    writer = threading.Thread(target=keep_writing)
+    writer.start()
+    try:
+        requests, cursor, _ = tick(instance, folder, None)
+        assert requests == []
+        requests, cursor, _ = tick(instance, folder, cursor)
+        assert requests == []  # still growing at the next tick
+    finally:
+        stop.set()
+        writer.join()
     requests, cursor, _ = tick(instance, folder, cursor)
     assert [r.partition_key for r in requests] == ["p6_extrac"]
 
 
 def test_a_replaced_file_is_scored_again(instance, folder):
-    path = drop(folder, "p5_extrac.csv")
-    _, cursor, _ = tick(instance, folder, None)
-    first, cursor, _ = tick(instance, folder, cursor)
+    drop(folder, "p5_extrac.csv")
+    first, cursor, _ = tick(instance, folder, None)
+    assert tick(instance, folder, cursor)[0] == []
     drop(folder, "p5_extrac.csv", "a,b\n1,2\n3,4\n")
-    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
-    requests, cursor, _ = tick(instance, folder, cursor)
-    assert requests == []  # changed: wait until it is stable again
     again, cursor, added = tick(instance, folder, cursor)
     assert [r.partition_key for r in again] == ["p5_extrac"]
     assert again[0].run_key != first[0].run_key
@@ -110,8 +121,7 @@ def test_hidden_temporary_and_other_files_are_ignored(instance, folder):
 def test_bad_files_and_folders_never_raise(instance, folder):
     drop(folder, "p8_extrac.csv", "")  # empty: requested, the run rejects it with a reason
     (folder.inference_dir / "weird.csv").mkdir()  # a folder named like a CSV
-    _, cursor, _ = tick(instance, folder, None)
-    requests, cursor, _ = tick(instance, folder, cursor)
+    requests, cursor, _ = tick(instance, folder, None)
     assert [r.partition_key for r in requests] == ["p8_extrac"]
     shutil.rmtree(folder.inference_dir)  # the whole folder vanished
     requests, _, _ = tick(instance, folder, cursor)
@@ -123,16 +133,15 @@ def test_batches_scored_before_the_sensor_started_are_history(instance, folder):
     drop(folder, "p6_extrac.csv")
     instance.add_dynamic_partitions("inference_batches", ["p5_extrac"])
     instance.report_runless_asset_event(dg.AssetMaterialization("predictions", partition="p5_extrac"))
-    _, cursor, _ = tick(instance, folder, None)
-    requests, _, _ = tick(instance, folder, cursor)
+    requests, cursor, _ = tick(instance, folder, None)
     assert [r.partition_key for r in requests] == ["p6_extrac"]
+    assert tick(instance, folder, cursor)[0] == []
 
 
 def test_a_name_that_cannot_be_a_batch_is_set_aside_and_the_sensor_keeps_going(instance, folder):
     drop(folder, "p9 extrac (copy).csv")
     drop(folder, "p11_extrac.CSV")
-    _, cursor, _ = tick(instance, folder, None)
-    requests, _, added = tick(instance, folder, cursor)
+    requests, _, added = tick(instance, folder, None)
     assert [(r.partition_key, r.tags["source_file"]) for r in requests] == [("p11_extrac", "p11_extrac.CSV")] and added == ["p11_extrac"]
     reason = (folder.inference_dir / "rejected" / "p9 extrac (copy).csv.reason.txt").read_text()
     assert "cannot name a batch" in reason and "rename the file" in reason

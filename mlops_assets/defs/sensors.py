@@ -64,12 +64,36 @@ def _folder_decisions(cursor: dict, files: list, already_scored: set[str], settl
     return ready, {"seen": seen, "pending": observed}
 
 
+def _settled_decisions(cursor: dict, files: list, already_scored: set[str], settle_seconds: float) -> tuple[list, dict]:
+    """`_folder_decisions`, looking again within this evaluation at the files it found too young, as
+    soon as they are `settle_seconds` old (at most that long from now).
+
+    A complete file then waits for the settle time instead of the next tick 5 s later: a plain copy
+    that has finished, and an atomic drop whose rename landed on the clock tick of its last write
+    (the kernel's coarse timestamps make the two equal; about half of `cp` + `mv` drops measured). A
+    file still being written changes meanwhile and waits for a later tick, as before.
+    """
+    ready, next_cursor = _folder_decisions(cursor, files, already_scored, settle_seconds)
+    young = [path for path in files if path.name in next_cursor["pending"]]
+    if not young:
+        return ready, next_cursor
+    waits = []
+    for path in young:
+        try:
+            waits.append(inference_folder.seconds_until_settled(path, settle_seconds))
+        except FileNotFoundError:  # moved away meanwhile
+            continue
+    time.sleep(max(waits, default=0.0))
+    return _folder_decisions(cursor, files, already_scored, settle_seconds)
+
+
 @dg.sensor(
     job=batch_job,
     minimum_interval_seconds=3,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Scores each new or replaced CSV in the inference folder once it is complete: renamed into place "
-    "after its last write, unchanged for file_settle_seconds at first sight, or unchanged since the previous tick.",
+    "after its last write, or not written for file_settle_seconds (a tick that sees a younger file waits until then "
+    "and looks again), or unchanged since the previous tick.",
 )
 def inference_folder_sensor(context: dg.SensorEvaluationContext, settings: PipelineSettings) -> dg.SensorResult:
     cursor = json.loads(context.cursor) if context.cursor else {}
@@ -77,7 +101,7 @@ def inference_folder_sensor(context: dg.SensorEvaluationContext, settings: Pipel
     if "seen" not in cursor:
         already_scored = set(context.instance.get_materialized_partitions(dg.AssetKey("predictions")))
     files = _batch_files(context, settings.inference_dir)
-    ready, next_cursor = _folder_decisions(cursor, files, already_scored, settings.file_settle_seconds)
+    ready, next_cursor = _settled_decisions(cursor, files, already_scored, settings.file_settle_seconds)
     known = set(context.instance.get_dynamic_partitions(inference_batches.name))
     new_keys = sorted({batch_key(p) for p, _ in ready} - known)
     return dg.SensorResult(
@@ -105,7 +129,7 @@ def inference_folder_sensor(context: dg.SensorEvaluationContext, settings: Pipel
 def labels_sensor(context: dg.SensorEvaluationContext, settings: PipelineSettings) -> dg.SensorResult:
     cursor = json.loads(context.cursor) if context.cursor else {"seen": {}}
     files = _batch_files(context, settings.labels_dir)
-    ready, next_cursor = _folder_decisions(cursor, files, set(), settings.file_settle_seconds)
+    ready, next_cursor = _settled_decisions(cursor, files, set(), settings.file_settle_seconds)
     scored = set(context.instance.get_materialized_partitions(dg.AssetKey("predictions")))
     requests, waiting = [], []
     for path, signature in ready:
