@@ -1,4 +1,5 @@
-"""The inference-folder sensor, evaluated with Dagster's own test utilities and a real instance."""
+"""The inference-folder sensor, and when the retrain sensor acts, evaluated with Dagster's own test
+utilities and a real instance."""
 
 import json
 import os
@@ -8,8 +9,10 @@ import time
 
 import dagster as dg
 import pytest
+from dagster._core.events import DagsterEvent, DagsterEventType, StepMaterializationData
+from dagster._core.test_utils import create_run_for_test
 
-from mlops_assets.defs.sensors import inference_folder_sensor
+from mlops_assets.defs.sensors import RETRAIN_BATCH_TAG, drift_retrain_sensor, inference_folder_sensor
 from mlops_assets_tests.conftest import make_settings
 
 
@@ -146,3 +149,23 @@ def test_a_name_that_cannot_be_a_batch_is_set_aside_and_the_sensor_keeps_going(i
     reason = (folder.inference_dir / "rejected" / "p9 extrac (copy).csv.reason.txt").read_text()
     assert "cannot name a batch" in reason and "rename the file" in reason
     assert not (folder.inference_dir / "p9 extrac (copy).csv").exists()
+
+
+def test_retraining_is_requested_once_the_run_that_judged_the_batch_has_finished(instance):
+    """Its evidently report step and the retraining fit must not overlap (together over 4 GiB at twice
+    the full scale), so a drift report calling for retraining is acted on when its run has ended."""
+    run = create_run_for_test(instance, job_name="batch_job", status=dg.DagsterRunStatus.STARTED)
+    report = dg.AssetMaterialization(
+        "drift_report", partition="p6_extrac", metadata={"retraining_due": True, "retraining_possible": True, "labeled_data_sha256": "ab" * 32}
+    )
+    instance.report_dagster_event(
+        DagsterEvent(DagsterEventType.ASSET_MATERIALIZATION.value, job_name="batch_job", event_specific_data=StepMaterializationData(report)),
+        run_id=run.run_id,
+    )
+    waiting = drift_retrain_sensor(dg.build_sensor_context(instance=instance))
+    assert not waiting.run_requests and waiting.skip_reason.skip_message == "a drift report waits for its run to finish"
+
+    instance.report_run_failed(run, "its HTML report step failed")  # ended, however it ended
+    [request] = drift_retrain_sensor(dg.build_sensor_context(instance=instance, cursor=waiting.cursor)).run_requests
+    assert (request.job_name, request.tags[RETRAIN_BATCH_TAG]) == ("training_job", "p6_extrac")
+    assert request.run_config == {"ops": {"raw_training": {"config": {"admit_batch": "p6_extrac"}}}}

@@ -1,5 +1,6 @@
 """Sensors: the inference folder starts scoring runs, and drift starts retraining, without a human."""
 
+import itertools
 import json
 import time
 
@@ -162,6 +163,11 @@ def _new_materializations(instance: dg.DagsterInstance, asset: str, after: int |
     return list(records)
 
 
+def _run_finished(instance: dg.DagsterInstance, run_id: str) -> bool:
+    run = instance.get_run_by_id(run_id)
+    return run is None or run.is_finished
+
+
 def _metadata(record) -> dict:
     return {k: v.value for k, v in record.asset_materialization.metadata.items()}
 
@@ -170,7 +176,8 @@ def _metadata(record) -> dict:
     jobs=[training_job, batch_job],
     minimum_interval_seconds=5,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="On each drift_report: when retraining is due and the batch has labels, one retraining run per "
+    description="On each drift_report, once the run that wrote it has finished: when retraining is due and the batch "
+    "has labels, one retraining run per "
     "labeled content of the batch (new labels, a new file: a new run); when that run's champion is promoted, the "
     "batch is rescored by it.",
 )
@@ -178,7 +185,11 @@ def drift_retrain_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult
     cursor = json.loads(context.cursor) if context.cursor else {}
     requests = []
     drift_records = _new_materializations(context.instance, "drift_report", cursor.get("drift_report"))
-    for record in drift_records:
+    # A report is acted on once the run that wrote it has finished, so the retraining fit does not
+    # overlap that run's evidently report step: together (with dagster dev) they went over 4 GiB at
+    # twice the full scale.
+    finished = list(itertools.takewhile(lambda record: _run_finished(context.instance, record.run_id), drift_records))
+    for record in finished:
         metadata, batch = _metadata(record), record.partition_key
         if metadata.get("retraining_due") and metadata.get("retraining_possible"):
             requests.append(
@@ -206,13 +217,16 @@ def drift_retrain_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult
                 )
             )
     next_cursor = {
-        "drift_report": drift_records[-1].storage_id if drift_records else cursor.get("drift_report"),
+        "drift_report": finished[-1].storage_id if finished else cursor.get("drift_report"),
         "champion": champion_records[-1].storage_id if champion_records else cursor.get("champion"),
     }
     return dg.SensorResult(
         run_requests=requests,
         cursor=json.dumps(next_cursor),
-        skip_reason=None if requests else "no drift report or promotion that calls for a run",
+        skip_reason=None if requests else (
+            "a drift report waits for its run to finish" if len(finished) < len(drift_records)
+            else "no drift report or promotion that calls for a run"
+        ),
     )
 
 
