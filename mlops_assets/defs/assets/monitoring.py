@@ -16,6 +16,7 @@ from mlops_assets.defs.assets.labels import batch_labels
 from mlops_assets.defs.assets.scoring import predictions
 from mlops_assets.defs.partitions import inference_batches
 from mlops_assets.extracts import load_extract
+from mlops_assets.process_memory import release_freed_memory
 from mlops_assets.scoring import markdown_table
 from mlops_assets.settings import PipelineSettings
 from mlops_assets.warehouse import DRIFT_HISTORY_DDL, DRIFT_REPORT_DDL, replace_batch, table_exists
@@ -212,6 +213,7 @@ def drift_report_html(context: dg.AssetExecutionContext, settings: PipelineSetti
     for people to read. It runs on the random samples `drift_report` wrote (`report_sample_rows` per
     side) because the full report takes ~15 minutes at production size; the retraining decision is
     `drift_report`'s, on all rows."""
+    release_freed_memory()  # the scoring steps' freed memory, before evidently adds its own
     from evidently import DataDefinition, Dataset, Report
     from evidently.presets import DataDriftPreset
 
