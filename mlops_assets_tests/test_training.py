@@ -41,6 +41,16 @@ def test_pipeline_handles_missing_values_and_unseen_categories():
     assert pipeline.predict_proba(unseen)[0, 1] == pytest.approx(pipeline.predict_proba(missing)[0, 1])
 
 
+def test_scoring_in_chunks_gives_every_row_the_score_of_the_whole_frame():
+    train, _ = _frame(1, 5_000)
+    pipeline = training.build_pipeline().fit(training.model_inputs(train), train[contract.TARGET])
+    batch = generate_month(2, 2_503, seed=5).table.select(list(contract.MODEL_FEATURES))  # nulls and categories included
+    whole = pipeline.predict_proba(training.model_inputs(batch.to_pandas()))[:, 1]
+    chunked = training.predict_positive(pipeline, batch, chunk_rows=1_000)  # 1,000 + 1,000 + 503 rows
+    np.testing.assert_array_equal(chunked, whole)
+    assert training.predict_positive(pipeline, batch.slice(0, 0)).shape == (0,)
+
+
 def test_encoding_is_fitted_on_train_only():
     train, _ = _frame(1, 3_000)
     pipeline = training.build_pipeline().fit(training.model_inputs(train), train[contract.TARGET])

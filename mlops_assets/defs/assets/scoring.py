@@ -60,10 +60,8 @@ def predictions(
     pipeline = model.result()
     from mlops_assets import training  # scikit-learn is imported only by steps that score (here: by the loader)
 
-    # only the columns each use needs go to pandas; the model's in contract order, so none is copied again
     model_columns = table.select(list(contract.MODEL_FEATURES))
-    features = training.model_inputs(model_columns.to_pandas())
-    probability = pipeline.predict_proba(features)[:, 1]
+    probability = training.predict_positive(pipeline, model_columns)
     unseen = {k: n for k, n in check.categories.items() if k not in training.known_categories(pipeline)}
     predicted = probability >= threshold
     scored = table.select(list(PREDICTION_COLUMNS))  # Arrow into DuckDB: the batch's columns are not copied
