@@ -186,7 +186,7 @@ def drift_retrain_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult
     requests = []
     drift_records = _new_materializations(context.instance, "drift_report", cursor.get("drift_report"))
     # A report is acted on once the run that wrote it has finished, so the retraining fit does not
-    # overlap that run's evidently report step: together (with dagster dev) they went over 4 GiB at
+    # overlap that run's evidently report step: together (with dagster dev) they would pass 4 GiB at
     # twice the full scale.
     finished = list(itertools.takewhile(lambda record: _run_finished(context.instance, record.run_id), drift_records))
     for record in finished:
