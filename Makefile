@@ -27,9 +27,11 @@ demo: $(VENV)/.installed $(DAGSTER_HOME)/dagster.yaml
 
 ## Run the test suite (what CI runs). Whole modules go to TEST_WORKERS parallel workers: the
 ## end-to-end tests mostly wait on Dagster's daemon loops and process starts, so on 2 cores 3 workers
-## took 11 min where 1 took 16 (same hour); 4 slowed the crash tests past their bounds.
+## took 11 min where 1 took 16 (same hour); 4 slowed the crash tests past their bounds. Modules go
+## out longest first, in conftest.py's order (not xdist's, by number of tests), and the three that
+## run a whole deployment go to one worker, in turn (conftest.py, ONE_AT_A_TIME).
 TEST_WORKERS ?= 3
-PYTEST := $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
+PYTEST := $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 test: $(VENV)/.installed system-packages
 	$(PYTEST)
 

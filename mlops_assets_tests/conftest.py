@@ -130,10 +130,31 @@ def execute_request(settings: PipelineSettings, instance: dg.DagsterInstance, re
     )
 
 
+ONE_AT_A_TIME = ("test_docker_stack.py", "test_crash_recovery.py", "test_retraining_under_daemon.py")
+"""Modules that run a whole deployment (daemon, code server, sensor-driven runs) for minutes. Three
+of them beside each other on 2 cores put the load average over 20 and made every run 5-10x slower
+(a 15 s fit took 200 s): CI failed so. They are one unit of work, run in turn on one worker."""
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """`--dist loadfile` (whole modules to workers), with the ONE_AT_A_TIME modules as one unit."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class ModulesWithOneAtATime(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = super()._split_scope(nodeid)
+            return "one at a time" if module.rsplit("/", 1)[-1] in ONE_AT_A_TIME else module
+
+    return ModulesWithOneAtATime(config, log)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Longest modules first (the compose stack, those retraining in process, those starting dagster
-    processes): `make test` hands whole modules to parallel workers in this order, and a long one
-    handed out last would run alone at the end."""
+    processes): `make test` hands modules to parallel workers in this order (xdist's own reordering,
+    by number of tests, is turned off: it handed the one-test end-to-end modules out last, together),
+    and a long one handed out last would run alone at the end."""
     order = ("docker", "long", "slow")
 
     def weight(item: pytest.Item) -> int:
