@@ -14,6 +14,7 @@ from dagster._core.test_utils import create_run_for_test
 
 from mlops_assets.defs.sensors import RETRAIN_BATCH_TAG, drift_retrain_sensor, inference_folder_sensor
 from mlops_assets_tests.conftest import make_settings
+from mlops_assets_tests.dagster_dev import wait_for
 
 
 @pytest.fixture
@@ -91,6 +92,10 @@ def test_a_file_still_being_written_waits(instance, folder):
     try:
         requests, cursor, _ = tick(instance, folder, None)
         assert requests == []
+        # the next tick comes once the copy has written again, as it would 5 s later under the daemon
+        # (back to back, a busy machine could leave the writer no turn between the two looks)
+        seen = path.stat().st_size
+        wait_for(lambda: path.stat().st_size > seen, 10, 0.02, "the slow copy's next write")
         requests, cursor, _ = tick(instance, folder, cursor)
         assert requests == []  # still growing at the next tick
     finally:
