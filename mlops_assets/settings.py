@@ -53,6 +53,10 @@ class PipelineSettings(dg.ConfigurableResource):
     """An inference or labels file not written for this long is complete. A younger one the sensor
     sees is looked at again in the same evaluation once it is this old, and if it changed meanwhile
     at later ticks; a file renamed into place after its last write (an atomic drop) is taken at once."""
+    sensor_listen_seconds: float = 4.0
+    """An inference-sensor evaluation that finds no file to score keeps watching the folder this long,
+    so a file dropped meanwhile is requested within a quarter second instead of at the daemon's next
+    tick (every 5 s); 0 looks once. Kept under 5 s: a sensor still evaluating skips the next tick."""
     random_seed: int = 42
 
     @classmethod

@@ -25,7 +25,8 @@ def instance():
 
 @pytest.fixture
 def folder(tmp_path):
-    settings = make_settings(tmp_path / "data", file_settle_seconds=1.0)  # the ticks that wait for it stay short
+    # the ticks that wait for a file stay short; one look per tick unless a test listens
+    settings = make_settings(tmp_path / "data", file_settle_seconds=1.0, sensor_listen_seconds=0.0)
     settings.inference_dir.mkdir(parents=True)
     return settings
 
@@ -74,6 +75,31 @@ def test_an_atomic_drop_is_requested_at_first_sight(instance, folder):
     os.replace(staged, folder.inference_dir / "p5_extrac.csv")
     requests, cursor, _ = tick(instance, folder, None)
     assert [r.partition_key for r in requests] == ["p5_extrac"]
+    assert tick(instance, folder, cursor)[0] == []
+
+
+def test_a_tick_that_finds_nothing_listens_and_requests_a_file_renamed_in_meanwhile(instance, folder):
+    # a settle time no test waits for: only seeing the rename can make the file ready in time
+    listening = make_settings(folder.data_dir, file_settle_seconds=600.0, sensor_listen_seconds=30.0)
+
+    def atomic_drop():
+        time.sleep(1.0)  # after the tick's first look
+        staged = drop(listening, ".p5_extrac.csv.tmp")
+        # stamped as if written after the rename: its change time cannot tell the rename, as when
+        # both land on one tick of the kernel's coarse clock (about half of `cp` + `mv` drops)
+        later = time.time_ns() + 10**9
+        os.utime(staged, ns=(later, later))
+        os.replace(staged, listening.inference_dir / "p5_extrac.csv")
+
+    dropper = threading.Thread(target=atomic_drop)
+    started = time.monotonic()
+    dropper.start()
+    try:
+        requests, cursor, added = tick(instance, listening, None)
+    finally:
+        dropper.join()
+    assert [r.partition_key for r in requests] == ["p5_extrac"] and added == ["p5_extrac"]
+    assert time.monotonic() - started < 30.0, "the tick returned once the file was there, not at the end of its window"
     assert tick(instance, folder, cursor)[0] == []
 
 

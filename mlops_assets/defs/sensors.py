@@ -1,12 +1,13 @@
 """Sensors: the inference folder starts scoring runs, and drift starts retraining, without a human."""
 
+import contextlib
 import itertools
 import json
 import time
 
 import dagster as dg
 
-from mlops_assets import inference_folder, run_retries
+from mlops_assets import folder_watch, inference_folder, run_retries
 from mlops_assets.batch_files import BatchNameError, batch_key, batch_path
 from mlops_assets.defs.jobs import batch_job, labels_job, training_job
 from mlops_assets.defs.partitions import inference_batches
@@ -33,14 +34,17 @@ def _batch_files(context: dg.SensorEvaluationContext, folder) -> list:
     return files
 
 
-def _folder_decisions(cursor: dict, files: list, already_scored: set[str], settle_seconds: float) -> tuple[list, dict]:
+def _folder_decisions(
+    cursor: dict, files: list, already_scored: set[str], settle_seconds: float, renamed_in: set[str] = frozenset()
+) -> tuple[list, dict]:
     """Which files to score now, and the next cursor.
 
     A file is requested once its signature (name, size, mtime) was the same at the previous tick,
-    or at first sight when it was renamed into place after its last write (an atomic drop) or has
-    not been written for `settle_seconds` (a copy that finished a while ago): a file still being
-    copied keeps changing and waits. `seen` maps
-    file name -> the signature that was scored, so the same file is scored once and a replaced file again.
+    or at first sight when it was renamed into place after its last write (an atomic drop: seen by
+    its change time, or in `renamed_in` while the sensor watched) or has not been written for
+    `settle_seconds` (a copy that finished a while ago): a file still being copied keeps changing
+    and waits. `seen` maps file name -> the signature that was scored, so the same file is scored
+    once and a replaced file again.
     """
     first_tick = "seen" not in cursor
     seen: dict[str, str] = dict(cursor.get("seen", {}))
@@ -49,7 +53,7 @@ def _folder_decisions(cursor: dict, files: list, already_scored: set[str], settl
     for path in files:
         try:
             signature = inference_folder.signature(path)
-            settled = inference_folder.finished_writing(path, settle_seconds)
+            settled = path.name in renamed_in or inference_folder.finished_writing(path, settle_seconds)
         except FileNotFoundError:  # moved away between listing and stat
             continue
         if first_tick and batch_key(path) in already_scored:
@@ -65,44 +69,63 @@ def _folder_decisions(cursor: dict, files: list, already_scored: set[str], settl
     return ready, {"seen": seen, "pending": observed}
 
 
-def _settled_decisions(cursor: dict, files: list, already_scored: set[str], settle_seconds: float) -> tuple[list, dict]:
-    """`_folder_decisions`, looking again within this evaluation at the files it found too young, as
-    soon as they are `settle_seconds` old (at most that long from now).
+EACH_DAEMON_PASS = 1
+"""`minimum_interval_seconds` of a sensor evaluated at every pass of Dagster's sensor daemon, which
+passes every 5 s (fixed in Dagster). An interval of exactly 5 s skipped every other pass, because an
+evaluation that starts a little sooner after the last one than 5 s is too early: the retrain and
+labels sensors ticked every 10 s (measured on a `make dev` session's tick history)."""
+LOOK_AGAIN_SECONDS = 0.25
+"""How often a sensor evaluation that is waiting for a file lists the folder again."""
+
+
+def _settled_decisions(
+    context: dg.SensorEvaluationContext, folder, cursor: dict, already_scored: set[str], settle_seconds: float,
+    listen_seconds: float = 0.0,
+) -> tuple[list, dict]:
+    """`_folder_decisions` on `folder`, looking again within this evaluation until a file is ready
+    or, at most, until the files found too young are `settle_seconds` old and `listen_seconds` have
+    passed; a file renamed into the folder meanwhile is ready at once.
 
     A complete file then waits for the settle time instead of the next tick 5 s later: a plain copy
     that has finished, and an atomic drop whose rename landed on the clock tick of its last write
     (the kernel's coarse timestamps make the two equal; about half of `cp` + `mv` drops measured). A
-    file still being written changes meanwhile and waits for a later tick, as before.
+    file still being written changes meanwhile and waits for a later tick, as before. Listening, a
+    file dropped during the evaluation is requested at once rather than at the next tick.
     """
-    ready, next_cursor = _folder_decisions(cursor, files, already_scored, settle_seconds)
-    young = [path for path in files if path.name in next_cursor["pending"]]
-    if not young:
-        return ready, next_cursor
-    waits = []
-    for path in young:
-        try:
-            waits.append(inference_folder.seconds_until_settled(path, settle_seconds))
-        except FileNotFoundError:  # moved away meanwhile
-            continue
-    time.sleep(max(waits, default=0.0))
-    return _folder_decisions(cursor, files, already_scored, settle_seconds)
+    with folder_watch.RenamesInto(folder) as renames:
+        listen_until = time.monotonic() + listen_seconds
+        files = _batch_files(context, folder)
+        ready, next_cursor = _folder_decisions(cursor, files, already_scored, settle_seconds, renames.names)
+        waits = [0.0]
+        for path in files:
+            if path.name in next_cursor["pending"]:
+                with contextlib.suppress(FileNotFoundError):  # moved away meanwhile
+                    waits.append(inference_folder.seconds_until_settled(path, settle_seconds))
+        deadline = max(listen_until, time.monotonic() + max(waits))
+        while not ready and time.monotonic() < deadline:
+            renames.wait(min(LOOK_AGAIN_SECONDS, max(0.0, deadline - time.monotonic())))
+            files = _batch_files(context, folder)
+            ready, next_cursor = _folder_decisions(cursor, files, already_scored, settle_seconds, renames.names)
+    return ready, next_cursor
 
 
 @dg.sensor(
     job=batch_job,
-    minimum_interval_seconds=3,
+    minimum_interval_seconds=EACH_DAEMON_PASS,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Scores each new or replaced CSV in the inference folder once it is complete: renamed into place "
     "after its last write, or not written for file_settle_seconds (a tick that sees a younger file waits until then "
-    "and looks again), or unchanged since the previous tick.",
+    "and looks again), or unchanged since the previous tick. A tick that finds nothing to score watches the folder "
+    "for sensor_listen_seconds, so a file dropped meanwhile is requested at once.",
 )
 def inference_folder_sensor(context: dg.SensorEvaluationContext, settings: PipelineSettings) -> dg.SensorResult:
     cursor = json.loads(context.cursor) if context.cursor else {}
     already_scored: set[str] = set()
     if "seen" not in cursor:
         already_scored = set(context.instance.get_materialized_partitions(dg.AssetKey("predictions")))
-    files = _batch_files(context, settings.inference_dir)
-    ready, next_cursor = _settled_decisions(cursor, files, already_scored, settings.file_settle_seconds)
+    ready, next_cursor = _settled_decisions(
+        context, settings.inference_dir, cursor, already_scored, settings.file_settle_seconds, settings.sensor_listen_seconds
+    )
     known = set(context.instance.get_dynamic_partitions(inference_batches.name))
     new_keys = sorted({batch_key(p) for p, _ in ready} - known)
     return dg.SensorResult(
@@ -122,15 +145,14 @@ def inference_folder_sensor(context: dg.SensorEvaluationContext, settings: Pipel
 
 @dg.sensor(
     job=labels_job,
-    minimum_interval_seconds=5,
+    minimum_interval_seconds=EACH_DAEMON_PASS,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Stores each new or replaced labels file in data/raw/labels/ (<batch>.csv: key_value,target) for its "
     "scored batch and judges the batch again with them; a file for no known batch is set aside with the reason.",
 )
 def labels_sensor(context: dg.SensorEvaluationContext, settings: PipelineSettings) -> dg.SensorResult:
     cursor = json.loads(context.cursor) if context.cursor else {"seen": {}}
-    files = _batch_files(context, settings.labels_dir)
-    ready, next_cursor = _settled_decisions(cursor, files, set(), settings.file_settle_seconds)
+    ready, next_cursor = _settled_decisions(context, settings.labels_dir, cursor, set(), settings.file_settle_seconds)
     scored = set(context.instance.get_materialized_partitions(dg.AssetKey("predictions")))
     requests, waiting = [], []
     for path, signature in ready:
@@ -174,7 +196,7 @@ def _metadata(record) -> dict:
 
 @dg.sensor(
     jobs=[training_job, batch_job],
-    minimum_interval_seconds=5,
+    minimum_interval_seconds=EACH_DAEMON_PASS,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="On each drift_report, once the run that wrote it has finished: when retraining is due and the batch "
     "has labels, one retraining run per "
