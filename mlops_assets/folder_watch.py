@@ -43,13 +43,12 @@ class RenamesInto:
             os.close(self._fd)
             self._fd = -1
 
-    def wait(self, seconds: float) -> set[str]:
-        """Sleep up to `seconds`, less when a file is renamed in; returns `names`."""
+    def wait(self, seconds: float) -> None:
+        """Sleep up to `seconds`, less when a file is renamed in (it is then in `names`)."""
         if self._fd < 0:
             time.sleep(seconds)
         elif select.select([self._fd], [], [], seconds)[0]:
             self._read_events()
-        return self.names
 
     def _read_events(self) -> None:
         try:

@@ -17,6 +17,13 @@ RETRAIN_BATCH_TAG = "mlops/retrain_for_batch"
 """On a retraining run: the drifted batch it was started for (rescored if the challenger wins)."""
 RESCORED_BY_TAG = "mlops/rescored_by_model_version"
 """On a rescoring run: the promoted model version that rescored the batch."""
+EACH_DAEMON_PASS = 1
+"""`minimum_interval_seconds` of a sensor evaluated at every pass of Dagster's sensor daemon, which
+passes every 5 s (fixed in Dagster). An interval of exactly 5 s skipped every other pass, because an
+evaluation that starts a little sooner after the last one than 5 s is too early: the retrain and
+labels sensors ticked every 10 s (measured on a `make dev` session's tick history)."""
+LOOK_AGAIN_SECONDS = 0.25
+"""How often a sensor evaluation that is waiting for a file lists the folder again."""
 
 
 def _batch_files(context: dg.SensorEvaluationContext, folder) -> list:
@@ -67,15 +74,6 @@ def _folder_decisions(
         else:
             observed[path.name] = signature
     return ready, {"seen": seen, "pending": observed}
-
-
-EACH_DAEMON_PASS = 1
-"""`minimum_interval_seconds` of a sensor evaluated at every pass of Dagster's sensor daemon, which
-passes every 5 s (fixed in Dagster). An interval of exactly 5 s skipped every other pass, because an
-evaluation that starts a little sooner after the last one than 5 s is too early: the retrain and
-labels sensors ticked every 10 s (measured on a `make dev` session's tick history)."""
-LOOK_AGAIN_SECONDS = 0.25
-"""How often a sensor evaluation that is waiting for a file lists the folder again."""
 
 
 def _settled_decisions(
