@@ -30,8 +30,14 @@ demo: $(VENV)/.installed $(DAGSTER_HOME)/dagster.yaml
 ## took 11 min where 1 took 16 (same hour); 4 slowed the crash tests past their bounds. Modules go
 ## out longest first, in conftest.py's order (not xdist's, by number of tests), and the three that
 ## run a whole deployment go to one worker, in turn (conftest.py, ONE_AT_A_TIME).
+## Each process computes on one thread (scikit-learn's OpenMP, numpy's OpenBLAS; run workers and the
+## compose stack inherit it): with 3 workers on 2 cores, the idle threads of one library spin-wait
+## for their descheduled peers, and 3 HistGradientBoosting fits side by side took 48 s each with
+## 2 threads and 3.3 s with 1 (1.4 s alone with 2). `make test TEST_THREADS=2` tests with more.
 TEST_WORKERS ?= 3
-PYTEST := $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
+TEST_THREADS ?= 1
+PYTEST := OMP_NUM_THREADS=$(TEST_THREADS) OPENBLAS_NUM_THREADS=$(TEST_THREADS) \
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 test: $(VENV)/.installed system-packages
 	$(PYTEST)
 
