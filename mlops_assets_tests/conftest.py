@@ -134,8 +134,9 @@ ONE_AT_A_TIME = ("test_docker_stack.py", "test_crash_recovery.py", "test_retrain
 """Modules that run a whole deployment (daemon, code server, sensor-driven runs) for minutes. Three
 of them beside each other on 2 cores put the load average over 20 and made every run 5-10x slower
 (a 15 s fit took 200 s): CI failed so. They are one unit of work, run in turn on one worker. With
-one compute thread per process (`make test`) side by side they passed, but the suite took 22 min
-against 19 in turn (different hours): the daemons, code servers and webservers still share 2 cores."""
+one compute thread per process (`make test`) side by side they passed, but the suite was no faster
+(all three side by side 22 min against 19 in turn, different hours; crash recovery beside the other
+two 14:09 against 13:45, same hour): the deployments' own processes still share 2 cores."""
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log):
