@@ -25,8 +25,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.docker, pytest.mark.timeout(3000)]
 
 HOST_UID = 1000  # the host user the data folder belongs to (MLOPS_UID / MLOPS_GID)
 ROWS = 6_000
-# the stack shares the cores with the rest of the suite: one compute thread per process, as in `make test`
-THREADS = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+# the stack shares the cores with the rest of the suite: `make test`'s compute threads per process
+# (TEST_THREADS), or one when the suite is run without it
+THREADS = {name: os.environ.get(name, "1") for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
 
 
 def graphql(url: str, query: str) -> dict:
@@ -145,10 +146,10 @@ def test_the_stack_trains_and_scores_a_dropped_extract(stack):
     with duckdb.connect(str(warehouse), read_only=True) as con:
         assert con.execute("SELECT version, promoted FROM model").fetchall() == [(1, True)]
         assert con.execute("SELECT batch FROM drift_history").fetchall() == [(batch,)]
-    app = f"http://127.0.0.1:{stack['ports']['APP_PORT']}"
     # the host's thread settings reach the code server, whose children the run workers are
     environ = Path(f"/proc/{container_pid(stack['compose'], 'user_code', stack['env'])}/environ").read_bytes().split(b"\0")
     assert {f"{k}={v}".encode() for k, v in THREADS.items()} <= set(environ)
+    app = f"http://127.0.0.1:{stack['ports']['APP_PORT']}"
     assert responds(f"{app}/_stcore/health") and responds(app)
     print(f"image build {stack['build_seconds']:.0f} s; up -> first batch scored (training included) "
           f"{first_batch_seconds:.0f} s (drop -> scored {time.monotonic() - dropped:.0f} s)")
