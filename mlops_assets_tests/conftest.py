@@ -153,18 +153,6 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):
     return ModulesWithOneAtATime(config, log)
 
 
-BESIDE_THE_DEPLOYMENTS_NICE = 10
-"""Scheduling priority (`nice`) of a worker's other modules and the processes they start. The
-ONE_AT_A_TIME unit is the suite's critical path, and it waits on sensor ticks, run starts and
-restarts that stretch whenever the in-process tests beside it hold both cores; at nice 10 those
-tests take only the CPU the deployments leave idle."""
-
-
-def pytest_runtest_setup(item: pytest.Item) -> None:
-    if os.environ.get("PYTEST_XDIST_WORKER") and item.path.name not in ONE_AT_A_TIME and os.nice(0) < BESIDE_THE_DEPLOYMENTS_NICE:
-        os.nice(BESIDE_THE_DEPLOYMENTS_NICE - os.nice(0))
-
-
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Longest modules first (the compose stack, those retraining in process, those starting dagster
     processes): `make test` hands modules to parallel workers in this order (xdist's own reordering,
