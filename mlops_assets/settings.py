@@ -56,7 +56,8 @@ class PipelineSettings(dg.ConfigurableResource):
     sensor_listen_seconds: float = 4.0
     """An inference-sensor evaluation that finds no file to score keeps watching the folder this long,
     so a file dropped meanwhile is requested within a quarter second instead of at the daemon's next
-    tick (every 5 s); 0 looks once. Kept under 5 s: a sensor still evaluating skips the next tick."""
+    tick (every 5 s); the retrain sensor likewise while a judged batch's run or a retraining run is
+    going. 0 looks once. Kept under 5 s: a sensor still evaluating skips the next tick."""
     random_seed: int = 42
 
     @classmethod

@@ -120,7 +120,7 @@ def test_a_bad_labels_file_is_rejected_with_its_reason_and_changes_nothing(score
     assert not (settings.labels_dir / f"{BATCH}.csv").exists()
     assert {t: table_snapshot(settings.warehouse_file, t) for t in before} == before
     assert sql(settings, "SELECT count(*) FROM information_schema.tables WHERE table_name = 'batch_labels'") == [(0,)]
-    assert _sensor_requests(instance)[0] == []  # no retraining on labels that were refused
+    assert _sensor_requests(settings, instance)[0] == []  # no retraining on labels that were refused
 
 
 def test_labels_for_no_known_batch_are_set_aside_and_the_sensor_keeps_running(scored_without_labels):

@@ -37,8 +37,8 @@ def loop(trained, tmp_path):
         yield make_settings(data), instance
 
 
-def _sensor_requests(instance, cursor=None):
-    result = drift_retrain_sensor(dg.build_sensor_context(instance=instance, cursor=cursor))
+def _sensor_requests(settings, instance, cursor=None):
+    result = drift_retrain_sensor(dg.build_sensor_context(instance=instance, cursor=cursor, resources={"settings": settings}))
     return result.run_requests or [], result.cursor
 
 
@@ -56,7 +56,7 @@ def _retrain_and_rescore(settings, instance, cursor=None):
     """Run what drift_retrain_sensor asks for until it asks for nothing more; returns the runs' jobs."""
     jobs = []
     while True:
-        requests, cursor = _sensor_requests(instance, cursor)
+        requests, cursor = _sensor_requests(settings, instance, cursor)
         if not requests:
             return jobs, cursor
         for request in requests:
@@ -83,7 +83,7 @@ def test_a_drifted_labeled_batch_is_retrained_promoted_and_rescored(loop):
     # evidently's report for people judges with the pipeline's threshold, so the two agree
     assert "Dataset Drift is detected. Dataset drift detection threshold is 0.15" in html.read_text()
 
-    requests, cursor = _sensor_requests(instance)
+    requests, cursor = _sensor_requests(settings, instance)
     sha = hashlib.sha256((settings.inference_dir / f"{batch}.csv").read_bytes()).hexdigest()
     assert [(r.job_name, r.run_key, r.tags[RETRAIN_BATCH_TAG]) for r in requests] == [("training_job", f"retrain-{batch}-{sha[:16]}", batch)]
     assert requests[0].run_config == {"ops": {"raw_training": {"config": {"admit_batch": batch}}}}
@@ -110,7 +110,7 @@ def test_a_drifted_labeled_batch_is_retrained_promoted_and_rescored(loop):
     children = client.search_runs([parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
     assert {(r.info.run_name, round(r.data.metrics["roc_auc"], 6)) for r in children} == {(c, round(a, 6)) for c, a, _ in candidates}
 
-    requests, cursor = _sensor_requests(instance, cursor)
+    requests, cursor = _sensor_requests(settings, instance, cursor)
     assert [(r.job_name, r.partition_key, r.run_key) for r in requests] == [("batch_job", batch, f"rescore-{batch}-v2")]
     rescored = execute_request(settings, instance, requests[0])
     assert rescored.success, failure_text(rescored)
@@ -121,7 +121,7 @@ def test_a_drifted_labeled_batch_is_retrained_promoted_and_rescored(loop):
     assert int(client.get_model_version_by_alias(settings.registered_model_name, CHAMPION_ALIAS).version) == 2
     assert sql(settings, "SELECT version FROM champion ORDER BY promoted_at") == [(1,), (2,)]
     # the rescoring run's drift report does not start a second retraining for the same labeled data
-    requests, cursor = _sensor_requests(instance, cursor)
+    requests, cursor = _sensor_requests(settings, instance, cursor)
     assert requests == []
 
     # the reference followed the champion: the next month from the same drifted world is not flagged
@@ -132,7 +132,7 @@ def test_a_drifted_labeled_batch_is_retrained_promoted_and_rescored(loop):
     )
     assert drift_score <= 0.15 and retraining == "not due", (drift_score, retraining)
     assert reference == f"champion v2's evaluation data: {evaluation}"
-    assert _sensor_requests(instance, cursor)[0] == []
+    assert _sensor_requests(settings, instance, cursor)[0] == []
     # ...and a later change is still caught: the old world's months differ from the new reference
     back = _drop(settings, 8, "none", labels=False, rows=BATCH_ROWS)
     assert score_batch(settings, instance, back, assets=WITHOUT_HTML_REPORT).success
@@ -182,7 +182,7 @@ def test_drift_without_labels_is_recorded_and_does_not_retrain(loop):
     assert score_batch(settings, instance, batch, assets=WITHOUT_HTML_REPORT).success
     [(detected, realized, retraining)] = sql(settings, "SELECT drift_detected, realized_auc, retraining FROM drift_history")
     assert detected and realized is None and retraining.startswith("drift detected, retraining needs labels")
-    requests, _ = _sensor_requests(instance)
+    requests, _ = _sensor_requests(settings, instance)
     assert requests == []
 
 
@@ -221,7 +221,7 @@ def test_a_batch_like_the_training_data_is_not_drifted(loop):
     [materialization] = result.asset_materializations_for_node("drift_report")
     assert materialization.metadata["drift_score"].value == pytest.approx(drift_score)
     assert "| column | method | score | drifted |" in materialization.metadata["top_drifted_columns"].value
-    assert _sensor_requests(instance)[0] == []
+    assert _sensor_requests(settings, instance)[0] == []
 
 
 def test_a_worse_challenger_is_not_promoted_and_scoring_keeps_the_champion(loop):
@@ -259,7 +259,7 @@ def test_a_retraining_whose_challenger_loses_keeps_the_champion_and_says_so(loop
     batch = _drop(settings, 6, "numeric_shift", labels=True, rows=BATCH_ROWS)
     _shuffle_labels(settings.inference_dir / f"{batch}.csv")  # the drifted month's labels are noise
     assert score_batch(settings, instance, batch, assets=WITHOUT_HTML_REPORT).success
-    [request], cursor = _sensor_requests(instance)
+    [request], cursor = _sensor_requests(settings, instance)
     before = _folders(settings)
     retrained = execute_request(settings, instance, request)
     assert not retrained.success  # the winner is below the AUC floor: its blocking check fails the run
@@ -272,12 +272,12 @@ def test_a_retraining_whose_challenger_loses_keeps_the_champion_and_says_so(loop
     [(outcome,)] = sql(settings, "SELECT retraining_outcome FROM drift_history WHERE batch = ?", [batch])
     assert outcome.startswith("challenger v2") and "not promoted" in outcome
     assert outcome.endswith("next batches are judged against champion v1's evaluation data: out-of-time month p4_extrac.csv (20,000 rows)")
-    requests, cursor = _sensor_requests(instance, cursor)
+    requests, cursor = _sensor_requests(settings, instance, cursor)
     assert requests == []  # nothing to rescore
     # judging the same batch again asks for the same run key, which Dagster runs only once: the same
     # labeled data is not retrained on again and again
     assert score_batch(settings, instance, batch, assets=WITHOUT_HTML_REPORT).success
-    [again], _ = _sensor_requests(instance, cursor)
+    [again], _ = _sensor_requests(settings, instance, cursor)
     assert again.run_key == request.run_key
     assert sql(settings, "SELECT retraining_outcome FROM drift_history WHERE batch = ?", [batch]) == [(outcome,)]
 
@@ -335,7 +335,7 @@ def test_a_failed_retraining_leaves_the_training_folders_exactly_as_they_were(lo
     settings, instance = loop
     batch = _drop(settings, 6, "numeric_shift", labels=True)
     assert score_batch(settings, instance, batch, assets=WITHOUT_HTML_REPORT).success
-    [request], _ = _sensor_requests(instance)
+    [request], _ = _sensor_requests(settings, instance)
     before = _folders(settings)
     path = settings.inference_dir / f"{batch}.csv"
     frame = pd.read_csv(path, dtype=str, keep_default_na=False)
@@ -352,7 +352,7 @@ def test_a_challenger_above_the_floor_but_worse_than_the_champion_is_refused(loo
     weak = make_settings(settings.data_dir, max_training_rows=400, auc_floor=0.55)  # learns from a sliver of the window
     batch = _drop(weak, 6, "numeric_shift", labels=True)
     assert score_batch(weak, instance, batch, assets=WITHOUT_HTML_REPORT).success
-    [request], cursor = _sensor_requests(instance)
+    [request], cursor = _sensor_requests(settings, instance)
     result = execute_request(weak, instance, request)
     assert result.success, failure_text(result)  # the run did its job: the challenger is judged and refused
     [(auc, champion_auc, gate_passed, promoted, reason)] = sql(
@@ -363,6 +363,6 @@ def test_a_challenger_above_the_floor_but_worse_than_the_champion_is_refused(loo
     assert sql(weak, "SELECT version FROM champion") == [(1,)]
     client = mlflow.MlflowClient(tracking_uri=weak.tracking_uri)
     assert int(client.get_model_version_by_alias(weak.registered_model_name, CHAMPION_ALIAS).version) == 1
-    assert _sensor_requests(instance, cursor)[0] == []  # no rescoring by a refused model
+    assert _sensor_requests(settings, instance, cursor)[0] == []  # no rescoring by a refused model
     [(outcome,)] = sql(weak, "SELECT retraining_outcome FROM drift_history WHERE batch = ?", [batch])
     assert f"{batch}.csv joined the training window" in outcome and "not promoted" in outcome

@@ -182,9 +182,8 @@ def test_a_name_that_cannot_be_a_batch_is_set_aside_and_the_sensor_keeps_going(i
     assert not (folder.inference_dir / "p9 extrac (copy).csv").exists()
 
 
-def test_retraining_is_requested_once_the_run_that_judged_the_batch_has_finished(instance):
-    """Its evidently report step and the retraining fit must not overlap (together over 4 GiB at twice
-    the full scale), so a drift report calling for retraining is acted on when its run has ended."""
+def _judging_run(instance) -> dg.DagsterRun:
+    """A batch run, still going, that has written a drift report calling for retraining on labels."""
     run = create_run_for_test(instance, job_name="batch_job", status=dg.DagsterRunStatus.STARTED)
     report = dg.AssetMaterialization(
         "drift_report", partition="p6_extrac", metadata={"retraining_due": True, "retraining_possible": True, "labeled_data_sha256": "ab" * 32}
@@ -193,10 +192,34 @@ def test_retraining_is_requested_once_the_run_that_judged_the_batch_has_finished
         DagsterEvent(DagsterEventType.ASSET_MATERIALIZATION.value, job_name="batch_job", event_specific_data=StepMaterializationData(report)),
         run_id=run.run_id,
     )
-    waiting = drift_retrain_sensor(dg.build_sensor_context(instance=instance))
+    return run
+
+
+def retrain_tick(instance, settings, cursor=None):
+    return drift_retrain_sensor(dg.build_sensor_context(instance=instance, cursor=cursor, resources={"settings": settings}))
+
+
+def test_retraining_is_requested_once_the_run_that_judged_the_batch_has_finished(instance, folder):
+    """Its evidently report step and the retraining fit must not overlap (together over 4 GiB at twice
+    the full scale), so a drift report calling for retraining is acted on when its run has ended."""
+    run = _judging_run(instance)
+    waiting = retrain_tick(instance, folder)
     assert not waiting.run_requests and waiting.skip_reason.skip_message == "a drift report waits for its run to finish"
 
     instance.report_run_failed(run, "its HTML report step failed")  # ended, however it ended
-    [request] = drift_retrain_sensor(dg.build_sensor_context(instance=instance, cursor=waiting.cursor)).run_requests
+    [request] = retrain_tick(instance, folder, waiting.cursor).run_requests
     assert (request.job_name, request.tags[RETRAIN_BATCH_TAG]) == ("training_job", "p6_extrac")
     assert request.run_config == {"ops": {"raw_training": {"config": {"admit_batch": "p6_extrac"}}}}
+
+
+def test_a_listening_tick_requests_the_retraining_when_the_judging_run_ends_meanwhile(instance, folder):
+    """The tick that finds the report waiting keeps looking (sensor_listen_seconds) instead of leaving
+    the request to the next daemon pass, 5 s later."""
+    run = _judging_run(instance)
+    ends = threading.Timer(0.5, instance.report_run_failed, [run, "its HTML report step failed"])
+    ends.start()
+    try:
+        result = retrain_tick(instance, make_settings(folder.data_dir, sensor_listen_seconds=30.0))
+    finally:
+        ends.join()
+    assert [(r.job_name, r.tags[RETRAIN_BATCH_TAG]) for r in result.run_requests] == [("training_job", "p6_extrac")]

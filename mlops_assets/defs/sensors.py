@@ -1,11 +1,13 @@
 """Sensors: the inference folder starts scoring runs, and drift starts retraining, without a human."""
 
 import contextlib
+import dataclasses
 import itertools
 import json
 import time
 
 import dagster as dg
+from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES
 
 from mlops_assets import folder_watch, inference_folder, run_retries
 from mlops_assets.batch_files import BatchNameError, batch_key, batch_path
@@ -23,7 +25,7 @@ passes every 5 s (fixed in Dagster). An interval of exactly 5 s skipped every ot
 evaluation that starts a little sooner after the last one than 5 s is too early: the retrain and
 labels sensors ticked every 10 s (measured on a `make dev` session's tick history)."""
 LOOK_AGAIN_SECONDS = 0.25
-"""How often a sensor evaluation that is waiting for a file lists the folder again."""
+"""How often a sensor evaluation that is waiting lists its folder, or reads the instance, again."""
 
 
 def _batch_files(context: dg.SensorEvaluationContext, folder) -> list:
@@ -192,23 +194,25 @@ def _metadata(record) -> dict:
     return {k: v.value for k, v in record.asset_materialization.metadata.items()}
 
 
-@dg.sensor(
-    jobs=[training_job, batch_job],
-    minimum_interval_seconds=EACH_DAEMON_PASS,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description="On each drift_report, once the run that wrote it has finished: when retraining is due and the batch "
-    "has labels, one retraining run per "
-    "labeled content of the batch (new labels, a new file: a new run); when that run's champion is promoted, the "
-    "batch is rescored by it.",
-)
-def drift_retrain_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
-    cursor = json.loads(context.cursor) if context.cursor else {}
-    requests = []
-    drift_records = _new_materializations(context.instance, "drift_report", cursor.get("drift_report"))
+@dataclasses.dataclass
+class _RetrainDecision:
+    requests: list
+    cursor: dict
+    skip_reason: str
+    in_flight: bool
+    """A drift report waits for its run, or a retraining run is under way: a request may come soon."""
+    notes: list
+
+
+def _retrain_decision(instance: dg.DagsterInstance, cursor: dict) -> _RetrainDecision:
+    """What the retrain sensor requests from `cursor` on, read from the instance alone (so a tick can
+    ask again while it listens): retrainings for judged batches, rescorings for promotions."""
+    requests, notes = [], []
+    drift_records = _new_materializations(instance, "drift_report", cursor.get("drift_report"))
     # A report is acted on once the run that wrote it has finished, so the retraining fit does not
     # overlap that run's evidently report step: together (with dagster dev) they would pass 4 GiB at
     # twice the full scale.
-    finished = list(itertools.takewhile(lambda record: _run_finished(context.instance, record.run_id), drift_records))
+    finished = list(itertools.takewhile(lambda record: _run_finished(instance, record.run_id), drift_records))
     for record in finished:
         metadata, batch = _metadata(record), record.partition_key
         if metadata.get("retraining_due") and metadata.get("retraining_possible"):
@@ -221,10 +225,10 @@ def drift_retrain_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult
                 )
             )
         elif metadata.get("retraining_due"):
-            context.log.info(f"{batch}: {metadata.get('retraining')}")
-    champion_records = _new_materializations(context.instance, "champion", cursor.get("champion"))
+            notes.append(f"{batch}: {metadata.get('retraining')}")
+    champion_records = _new_materializations(instance, "champion", cursor.get("champion"))
     for record in champion_records:
-        run = context.instance.get_run_by_id(record.run_id)
+        run = instance.get_run_by_id(record.run_id)
         batch = run.tags.get(RETRAIN_BATCH_TAG) if run else None
         metadata = _metadata(record)
         if batch:
@@ -236,17 +240,46 @@ def drift_retrain_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult
                     tags={RESCORED_BY_TAG: str(metadata["model_version"])},
                 )
             )
-    next_cursor = {
-        "drift_report": finished[-1].storage_id if finished else cursor.get("drift_report"),
-        "champion": champion_records[-1].storage_id if champion_records else cursor.get("champion"),
-    }
+    waiting = len(finished) < len(drift_records)
+    retraining = any(
+        RETRAIN_BATCH_TAG in run.tags
+        for run in instance.get_runs(dg.RunsFilter(job_name=training_job.name, statuses=IN_PROGRESS_RUN_STATUSES), limit=10)
+    )
+    return _RetrainDecision(
+        requests=requests,
+        cursor={
+            "drift_report": finished[-1].storage_id if finished else cursor.get("drift_report"),
+            "champion": champion_records[-1].storage_id if champion_records else cursor.get("champion"),
+        },
+        skip_reason="a drift report waits for its run to finish" if waiting else "no drift report or promotion that calls for a run",
+        in_flight=waiting or retraining,
+        notes=notes,
+    )
+
+
+@dg.sensor(
+    jobs=[training_job, batch_job],
+    minimum_interval_seconds=EACH_DAEMON_PASS,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="On each drift_report, once the run that wrote it has finished: when retraining is due and the batch "
+    "has labels, one retraining run per "
+    "labeled content of the batch (new labels, a new file: a new run); when that run's champion is promoted, the "
+    "batch is rescored by it. While a judged batch's run or a retraining run is still going, a tick keeps looking "
+    "for sensor_listen_seconds, so the next run is requested as soon as it may start.",
+)
+def drift_retrain_sensor(context: dg.SensorEvaluationContext, settings: PipelineSettings) -> dg.SensorResult:
+    cursor = json.loads(context.cursor) if context.cursor else {}
+    listen_until = time.monotonic() + settings.sensor_listen_seconds
+    decision = _retrain_decision(context.instance, cursor)
+    while not decision.requests and decision.in_flight and time.monotonic() < listen_until:
+        time.sleep(LOOK_AGAIN_SECONDS)
+        decision = _retrain_decision(context.instance, cursor)
+    for note in decision.notes:
+        context.log.info(note)
     return dg.SensorResult(
-        run_requests=requests,
-        cursor=json.dumps(next_cursor),
-        skip_reason=None if requests else (
-            "a drift report waits for its run to finish" if len(finished) < len(drift_records)
-            else "no drift report or promotion that calls for a run"
-        ),
+        run_requests=decision.requests,
+        cursor=json.dumps(decision.cursor),
+        skip_reason=None if decision.requests else decision.skip_reason,
     )
 
 
