@@ -200,7 +200,8 @@ class _RetrainDecision:
     cursor: dict
     skip_reason: str
     in_flight: bool
-    """A drift report waits for its run, or a retraining run is under way: a request may come soon."""
+    """A drift report waits for its run, or (looked up only when nothing is requested) a retraining
+    run is under way: a request may come soon."""
     notes: list
 
 
@@ -241,7 +242,8 @@ def _retrain_decision(instance: dg.DagsterInstance, cursor: dict) -> _RetrainDec
                 )
             )
     waiting = len(finished) < len(drift_records)
-    retraining = any(
+    # only asked when it decides whether the tick keeps listening
+    retraining = not (waiting or requests) and any(
         RETRAIN_BATCH_TAG in run.tags
         for run in instance.get_runs(dg.RunsFilter(job_name=training_job.name, statuses=IN_PROGRESS_RUN_STATUSES), limit=10)
     )
