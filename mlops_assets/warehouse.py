@@ -78,14 +78,18 @@ hashes, so the data behind a model is known after the window moved on."""
 
 TRAINING_WINDOW_DDL = """
 CREATE TABLE IF NOT EXISTS training_window (
+    position INTEGER,
     file_name VARCHAR,
     sha256 VARCHAR,
     size_bytes BIGINT,
     rows BIGINT,
-    admitted BOOLEAN
+    admitted BOOLEAN,
+    values_nulled BIGINT,
+    duplicate_keys_dropped BIGINT
 )
 """
-"""The extracts `raw_training` holds now; `admitted` marks the batch a retraining run admitted."""
+"""The extracts `raw_training` holds now, oldest first; `admitted` marks the batch a retraining run
+admitted; what validation nulled or dropped in each."""
 
 CHAMPION_DDL = """
 CREATE TABLE IF NOT EXISTS champion (
@@ -322,6 +326,35 @@ def create_or_migrate(con: duckdb.DuckDBPyConnection, ddl: str) -> None:
         name, kind = line.strip().split(None, 1)
         if name.strip('"') not in present:
             con.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind.removesuffix(' PRIMARY KEY')}")
+
+
+def replace_training_window(con: duckdb.DuckDBPyConnection, files: Any) -> None:
+    """The loaded window's files (a DataFrame with TRAINING_WINDOW_DDL's columns) replace the last one's."""
+    with transaction(con):
+        con.execute("DROP TABLE IF EXISTS training_window")
+        con.execute(TRAINING_WINDOW_DDL)
+        con.register("window_files", files)
+        con.execute("INSERT INTO training_window BY NAME SELECT * FROM window_files")
+        con.unregister("window_files")
+
+
+def clean_training_files(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    """Files of the loaded window that were read clean (nothing nulled or dropped) and whose rows are
+    all in `raw_training`: name -> SHA-256. A window recorded by an earlier release gives none."""
+    recorded = {
+        name for (name,) in con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = 'training_window' AND table_schema = 'main'"
+        ).fetchall()
+    }
+    if "values_nulled" not in recorded or not table_exists(con, "raw_training"):
+        return {}
+    return dict(
+        con.execute(
+            "SELECT w.file_name, w.sha256 FROM training_window w "
+            "JOIN (SELECT source_file, count(*) AS rows FROM raw_training GROUP BY source_file) r ON r.source_file = w.file_name "
+            "WHERE w.values_nulled = 0 AND w.duplicate_keys_dropped = 0 AND r.rows = w.rows"
+        ).fetchall()
+    )
 
 
 def replace_table(con: duckdb.DuckDBPyConnection, table: str, select_sql: str, params: Any = None) -> int:

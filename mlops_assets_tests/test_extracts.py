@@ -6,7 +6,7 @@ import duckdb
 import pytest
 
 from mlops_assets import contract
-from mlops_assets.extracts import ExtractError, check_extract, load_extract, load_extracts
+from mlops_assets.extracts import ExtractError, check_extract, load_extract, load_extracts, loading
 from mlops_assets.extracts.sql import typed_select
 from mlops_assets.sample_data import generate_month, write_extract
 
@@ -250,3 +250,39 @@ def test_clean_files_take_one_typed_pass(con, extract, spoil, monkeypatch):
     check, rows = load_extract(con, extract, with_target=True)
     assert check.rows == rows.num_rows == 500
     assert [c.rows for c in load_extracts(con, "raw_training", [extract], with_target=True)] == [500]
+
+
+@pytest.mark.parametrize("spoil", VARIANTS, ids=lambda f: f.__name__.strip("_") if f else "clean")
+def test_files_loaded_before_keep_their_rows_and_the_table_is_what_a_full_load_gives(con, tmp_path, spoil, monkeypatch):
+    """A retraining window shares all but one file with the last load: those keep their rows instead
+    of being parsed again, and the table ends exactly as loading every file afresh leaves it."""
+    leaving, staying, arriving = (write_extract(generate_month(m, 200 + 100 * m, seed=m), tmp_path) for m in (1, 2, 3))
+    loaded = {c.path.name: c.sha256 for c in load_extracts(con, "raw_training", [leaving, staying], with_target=True)}
+    order = "ORDER BY source_file, key_value"
+    before = con.sql(f"SELECT * FROM raw_training {order}").to_arrow_table()
+    if spoil:
+        spoil(arriving)
+    with duckdb.connect() as afresh:
+        expected = _outcome(lambda: load_extracts(afresh, "raw_training", [staying, arriving], with_target=True))
+        expected_rows = None if isinstance(expected, str) else afresh.sql(f"SELECT * FROM raw_training {order}").to_arrow_table()
+    parsed = []
+    parse = loading.native_select
+    monkeypatch.setattr(loading, "native_select", lambda path, header: parsed.append(path.name) or parse(path, header))
+
+    got = _outcome(lambda: load_extracts(con, "raw_training", [staying, arriving], with_target=True, loaded=loaded))
+    assert got == expected
+    if expected_rows is None:  # rejected: the table is the last load's
+        assert con.sql(f"SELECT * FROM raw_training {order}").to_arrow_table().equals(before)
+        return
+    assert con.sql(f"SELECT * FROM raw_training {order}").to_arrow_table().equals(expected_rows)
+    if spoil is None:
+        assert parsed == [arriving.name]
+
+
+def test_a_file_changed_since_it_was_loaded_is_read_again(con, tmp_path):
+    path = write_extract(generate_month(2, 300, seed=2), tmp_path)
+    [first] = load_extracts(con, "raw_training", [path], with_target=True)
+    write_extract(generate_month(2, 400, seed=5), tmp_path)  # the same name, other bytes
+    [again] = load_extracts(con, "raw_training", [path], with_target=True, loaded={path.name: first.sha256})
+    assert again.sha256 != first.sha256
+    assert again.rows == con.execute("SELECT count(*) FROM raw_training").fetchall()[0][0] == 400

@@ -36,27 +36,55 @@ def load_extract(
 
 
 def load_extracts(
-    con: duckdb.DuckDBPyConnection, table: str, paths: list[Path], *, with_target: bool, max_invalid_share: float = MAX_INVALID_SHARE
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    paths: list[Path],
+    *,
+    with_target: bool,
+    max_invalid_share: float = MAX_INVALID_SHARE,
+    loaded: dict[str, str] | None = None,
 ) -> list[ExtractCheck]:
     """Replace `table` with the validated, typed rows of `paths` plus `source_file`: all files pass
-    or the table is left as it was. Clean files take one typed pass, as in `load_extract`."""
+    or the table is left as it was. Clean files take one typed pass, as in `load_extract`.
+
+    `loaded` names files (-> SHA-256) whose rows `table` already holds as they were read clean: a
+    file with the same bytes keeps those rows instead of being parsed again (a retraining window
+    shares all but one file with the last), and only the other files are read."""
     files = _checked_files(paths, with_target)
+    kept = {path.name for path, _, sha256 in files if (loaded or {}).get(path.name) == sha256}
+    checks = _typed_pass(con, table, files, kept) if kept else None
+    if checks is None:
+        checks = _typed_pass(con, table, files, set())
+    if checks is not None:
+        return checks
+    checks, select = _lenient_select(con, paths, with_target, max_invalid_share)
+    replace_table(con, table, select)
+    return checks
+
+
+def _typed_pass(
+    con: duckdb.DuckDBPyConnection, table: str, files: list[tuple[Path, list[str], str]], kept: set[str]
+) -> list[ExtractCheck] | None:
+    """`table` as the typed rows of `files`, keeping its rows of the `kept` files, in one
+    transaction; None (and the table as it was) unless every file is clean."""
     # row order only matters for keeping the first of duplicate keys, which only the fallback does
     con.execute("SET preserve_insertion_order = false")
     con.execute("BEGIN TRANSACTION")
     checks = None
     try:
-        con.execute(f"CREATE OR REPLACE TABLE {table} AS {_strict_select(files)}")
+        if kept:
+            con.execute(f"DELETE FROM {table} WHERE NOT list_contains($kept, source_file)", {"kept": sorted(kept)})
+            fresh = [file for file in files if file[0].name not in kept]
+            if fresh:
+                con.execute(f"INSERT INTO {table} BY NAME {_strict_select(fresh)}")
+        else:
+            con.execute(f"CREATE OR REPLACE TABLE {table} AS {_strict_select(files)}")
         checks = clean_checks(con, table, files)
     except duckdb.Error:
-        pass  # a value or row the typed reader cannot take: check_extract below says what
+        pass  # a value or row the typed reader cannot take (or a table of another shape): the caller reads again
     finally:
         con.execute("COMMIT" if checks is not None else "ROLLBACK")
         con.execute("RESET preserve_insertion_order")
-    if checks is not None:
-        return checks
-    checks, select = _lenient_select(con, paths, with_target, max_invalid_share)
-    replace_table(con, table, select)
     return checks
 
 

@@ -23,9 +23,11 @@ from mlops_assets.settings import PipelineSettings
 from mlops_assets.training_window import commit, propose, window_files
 from mlops_assets.warehouse import (
     champion as current_champion,
+    clean_training_files,
     promote,
     record_model,
     replace_table,
+    replace_training_window,
     replace_view,
     table_exists,
 )
@@ -82,7 +84,9 @@ def raw_training(
     """The newest `training_window` labeled extracts (by the month they hold), validated against the
     contract, one row per customer-month tagged with its `source_file`. The table is only replaced
     once every file passed; `training_window` lists the files in order with their content hashes.
-    In a retraining run the window includes the labeled batch; the folders follow when the run completes."""
+    A file read clean last time keeps its rows while its bytes are the same, so a retraining run
+    reads only the batch it admits. In a retraining run the window includes the labeled batch; the
+    folders follow when the run completes."""
     admitted = _stage_labeled_batch(settings, warehouse, config.admit_batch) if config.admit_batch else None
     window = propose(settings.training_dir, settings.training_window, admitted)
     if not window.files:
@@ -93,12 +97,15 @@ def raw_training(
     context.log.info(f"training window: {window}")
     with warehouse.get_connection() as con:
         try:
-            checks = load_extracts(con, "raw_training", list(window.files), with_target=True, max_invalid_share=settings.max_invalid_share)
+            checks = load_extracts(
+                con, "raw_training", list(window.files), with_target=True, max_invalid_share=settings.max_invalid_share,
+                loaded=clean_training_files(con),
+            )
         except ExtractError as exc:
             raise extract_failure(exc) from exc
         rows = con.execute("SELECT count(*) FROM raw_training").fetchall()[0][0]
-        con.register(
-            "window_files",
+        replace_training_window(
+            con,
             pd.DataFrame(
                 {
                     "position": range(1, len(checks) + 1),
@@ -107,10 +114,11 @@ def raw_training(
                     "size_bytes": [c.size_bytes for c in checks],
                     "rows": [c.rows for c in checks],
                     "admitted": [c.path == admitted for c in checks],
+                    "values_nulled": [sum(c.invalid_values.values()) for c in checks],
+                    "duplicate_keys_dropped": [c.duplicate_keys for c in checks],
                 }
             ),
         )
-        replace_table(con, "training_window", "SELECT * FROM window_files")
     extra = sorted({c for check in checks for c in check.extra_columns})
     if extra:
         context.log.warning(f"ignored columns not in the contract: {', '.join(extra)}")
