@@ -5,6 +5,7 @@ import re
 import shutil
 from pathlib import Path
 
+import dagster as dg
 import duckdb
 import mlflow
 import pytest
@@ -137,6 +138,34 @@ def test_a_bad_training_extract_fails_clearly_and_changes_nothing(copy_of_traine
     assert not result.success
     assert re.search(message, failure_text(result)), failure_text(result)
     _assert_intact(settings, before)
+
+
+def test_loading_the_same_window_again_keeps_what_validation_counted(copy_of_trained):
+    """A second load keeps the rows of files read clean; a file with values nulled is read again, so
+    its counts stay in the metadata and in `training_window`, and the table is the first load's."""
+    settings = copy_of_trained
+    column = "ingreso_neto"
+
+    def a_few_currency_values(lines):
+        cells = [line.split(",") for line in lines]
+        index = [h.strip('"') for h in cells[0]].index(column)
+        for row in cells[1::500]:
+            row[index] = "S/ 1200"
+        return [",".join(c) for c in cells]
+
+    _break_extract(settings.training_dir / "p2_extrac.csv", a_few_currency_values)
+    nulled, snapshots = [], []
+    for _ in range(2):
+        result = run_job(settings, "training_job", asset_selection=[dg.AssetKey("raw_training")])
+        assert result.success, failure_text(result)
+        nulled.append(result.asset_materializations_for_node("raw_training")[0].metadata["non_numeric_values_nulled"].value)
+        snapshots.append(table_snapshot(settings.warehouse_file, "raw_training"))
+    expected = {f"p2_extrac.csv:{column}": len(range(1, TEST_ROWS + 1, 500))}
+    assert nulled == [expected, expected]
+    assert snapshots[0] == snapshots[1]
+    assert dict(sql(settings, "SELECT file_name, values_nulled FROM training_window")) == {
+        "p1_extrac.csv": 0, "p2_extrac.csv": expected[f"p2_extrac.csv:{column}"], "p3_extrac.csv": 0, "p4_extrac.csv": 0,
+    }
 
 
 def test_an_empty_training_folder_fails_clearly(copy_of_trained):
