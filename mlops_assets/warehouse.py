@@ -316,11 +316,7 @@ def create_or_migrate(con: duckdb.DuckDBPyConnection, ddl: str) -> None:
     (new columns are NULL on old rows), so a warehouse written by an earlier release keeps working."""
     con.execute(ddl)
     table = re.search(r"CREATE TABLE IF NOT EXISTS (\w+)", ddl).group(1)
-    present = {
-        name for (name,) in con.execute(
-            "SELECT column_name FROM information_schema.columns WHERE table_name = ? AND table_schema = 'main'", [table]
-        ).fetchall()
-    }
+    present = table_columns(con, table)
     body = ddl[ddl.index("(") + 1 : ddl.rindex(")")]
     for line in body.split(",\n"):
         name, kind = line.strip().split(None, 1)
@@ -341,12 +337,7 @@ def replace_training_window(con: duckdb.DuckDBPyConnection, files: Any) -> None:
 def clean_training_files(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
     """Files of the loaded window that were read clean (nothing nulled or dropped) and whose rows are
     all in `raw_training`: name -> SHA-256. A window recorded by an earlier release gives none."""
-    recorded = {
-        name for (name,) in con.execute(
-            "SELECT column_name FROM information_schema.columns WHERE table_name = 'training_window' AND table_schema = 'main'"
-        ).fetchall()
-    }
-    if "values_nulled" not in recorded or not table_exists(con, "raw_training"):
+    if "values_nulled" not in table_columns(con, "training_window") or not table_exists(con, "raw_training"):
         return {}
     return dict(
         con.execute(
@@ -398,6 +389,16 @@ def insert_row(con: duckdb.DuckDBPyConnection, table: str, row: dict[str, Any]) 
     columns = ", ".join(row)
     placeholders = ", ".join("?" for _ in row)
     con.execute(f"INSERT INTO {table} ({columns}) VALUES ({placeholders})", list(row.values()))
+
+
+def table_columns(con: duckdb.DuckDBPyConnection, table: str) -> set[str]:
+    """The columns `table` has in this warehouse (none when it does not exist): what an earlier
+    release wrote may lack the newer ones."""
+    return {
+        name for (name,) in con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = ? AND table_schema = 'main'", [table]
+        ).fetchall()
+    }
 
 
 def table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:

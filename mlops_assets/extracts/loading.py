@@ -52,9 +52,7 @@ def load_extracts(
     shares all but one file with the last), and only the other files are read."""
     files = _checked_files(paths, with_target)
     kept = {path.name for path, _, sha256 in files if (loaded or {}).get(path.name) == sha256}
-    checks = _typed_pass(con, table, files, kept) if kept else None
-    if checks is None:
-        checks = _typed_pass(con, table, files, set())
+    checks = _typed_pass(con, table, files, kept)
     if checks is not None:
         return checks
     checks, select = _lenient_select(con, paths, with_target, max_invalid_share)
@@ -81,7 +79,7 @@ def _typed_pass(
             con.execute(f"CREATE OR REPLACE TABLE {table} AS {_strict_select(files)}")
         checks = clean_checks(con, table, files)
     except duckdb.Error:
-        pass  # a value or row the typed reader cannot take (or a table of another shape): the caller reads again
+        pass  # a value or row the typed reader cannot take (or a table of another shape): the caller's text pass says what
     finally:
         con.execute("COMMIT" if checks is not None else "ROLLBACK")
         con.execute("RESET preserve_insertion_order")

@@ -19,7 +19,7 @@ from mlops_assets.extracts import load_extract
 from mlops_assets.process_memory import release_freed_memory
 from mlops_assets.scoring import markdown_table
 from mlops_assets.settings import PipelineSettings
-from mlops_assets.warehouse import DRIFT_HISTORY_DDL, DRIFT_REPORT_DDL, replace_batch, table_exists
+from mlops_assets.warehouse import DRIFT_HISTORY_DDL, DRIFT_REPORT_DDL, replace_batch, table_columns, table_exists
 
 GROUP = "monitoring"
 TOP_COLUMNS = 10
@@ -54,10 +54,7 @@ def _scored_content(con, batch: str) -> str:
 
 def _retraining_outcome(con, batch: str) -> str | None:
     """What an earlier retraining for this batch came to; judging the batch again keeps it."""
-    if not table_exists(con, "drift_history"):
-        return None
-    columns = {c for (c,) in con.execute("SELECT column_name FROM information_schema.columns WHERE table_name = 'drift_history'").fetchall()}
-    if "retraining_outcome" not in columns:
+    if "retraining_outcome" not in table_columns(con, "drift_history"):
         return None
     rows = con.execute("SELECT retraining_outcome FROM drift_history WHERE batch = ?", [batch]).fetchall()
     return rows[0][0] if rows else None
