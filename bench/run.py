@@ -184,36 +184,47 @@ def cold_graph(raw: Path, work: Path) -> tuple[float, int, dict[str, float]]:
     return seconds + more, max(peak, peak2), step_durations(work / "dagster_home")
 
 
-def new_batch_timeline(home: str, batch: str, dropped_at: float, assets: tuple[str, ...]) -> dict[str, float]:
-    """Where the seconds from a drop to the batch's `assets` went, from Dagster's run records and
-    event log: the sensor noticing the file, the run queue, the run worker starting (process,
-    imports, loading the code location), each step, and the gaps between them."""
+Leg = tuple[str, dict[str, str], "tuple[str, ...] | None"]
+"""One run on a path: the label its phases start with, the tags that find it (its first run), and
+the steps it is followed to (None: to the run's end)."""
+
+
+def path_timeline(home: str, dropped_at: float, legs: list[Leg]) -> dict[str, float]:
+    """Where the seconds from a drop went, run after run, from Dagster's run records and event log:
+    the sensor requesting each run (after the drop, or after the previous leg), the run queue, the
+    run worker starting (process, imports, loading the code location), each step, and the gaps
+    between them. A run requested before the previous leg's last step ended counts from that end."""
     import dagster as dg
     from dagster._core.events import DagsterEventType
 
-    with dg.DagsterInstance.from_config(home) as instance:
-        [record] = instance.get_run_records(dg.RunsFilter(tags={"dagster/partition": batch}), limit=1, order_by="create_timestamp", ascending=True)
-        events = [e for e in instance.all_logs(record.dagster_run.run_id) if e.dagster_event]
     phases, previous = {}, dropped_at
+
     def mark(name: str, moment: float) -> None:
         nonlocal previous
+        moment = max(moment, previous)
         phases[name] = round(phases.get(name, 0.0) + moment - previous, 2)
         previous = moment
-    mark("sensor: drop -> run requested", record.create_timestamp.timestamp())
-    remaining = set(assets)
-    for event in events:
-        kind, step = event.dagster_event.event_type, event.dagster_event.step_key
-        if kind == DagsterEventType.RUN_STARTING:
-            mark("run queue: requested -> launched", event.timestamp)
-        elif kind == DagsterEventType.RUN_START:
-            mark("run worker: process start, imports, code location loaded", event.timestamp)
-        elif kind == DagsterEventType.STEP_START:
-            mark("between steps", event.timestamp)
-        elif kind == DagsterEventType.STEP_SUCCESS:
-            mark(f"step {step}", event.timestamp)
-            remaining.discard(step)
-            if not remaining:
-                break
+
+    with dg.DagsterInstance.from_config(home) as instance:
+        for label, tags, steps in legs:
+            [record] = instance.get_run_records(dg.RunsFilter(tags=tags), limit=1, order_by="create_timestamp", ascending=True)
+            mark(f"{label}sensor: {'previous run' if phases else 'drop'} -> run requested", record.create_timestamp.timestamp())
+            remaining = set(steps or ())
+            for event in instance.all_logs(record.dagster_run.run_id):
+                kind, step = (event.dagster_event.event_type, event.dagster_event.step_key) if event.dagster_event else (None, None)
+                if kind == DagsterEventType.RUN_STARTING:
+                    mark(f"{label}run queue: requested -> launched", event.timestamp)
+                elif kind == DagsterEventType.RUN_START:
+                    mark(f"{label}run worker: process start, imports, code location loaded", event.timestamp)
+                elif kind == DagsterEventType.STEP_START:
+                    mark(f"{label}between steps", event.timestamp)
+                elif kind == DagsterEventType.STEP_SUCCESS:
+                    mark(f"{label}step {step}", event.timestamp)
+                    remaining.discard(step)
+                    if steps and not remaining:
+                        break
+                elif kind in (DagsterEventType.RUN_SUCCESS, DagsterEventType.RUN_FAILURE):
+                    mark(f"{label}run end", event.timestamp)
     return phases
 
 
@@ -312,9 +323,12 @@ def drop(source: Path, folder: Path) -> float:
     return moment
 
 
-def new_batch_paths(raw: Path, work: Path, timeout: float) -> tuple[dict[str, tuple[float, int]], dict[str, float]]:
-    """Under `dagster dev`: a new batch until its three assets exist (and where its seconds went); a
-    drifted labeled batch until rescored."""
+TIMELINES = ("new_batch_timeline_s", "retraining_timeline_s")
+
+
+def new_batch_paths(raw: Path, work: Path, timeout: float) -> tuple[dict[str, tuple[float, int]], dict[str, dict[str, float]]]:
+    """Under `dagster dev`: a new batch until its three assets exist; a drifted labeled batch until
+    rescored. Also where each path's seconds went (`TIMELINES`)."""
     import dagster as dg
 
     from mlops_assets.defs.sensors import RESCORED_BY_TAG, RETRAIN_BATCH_TAG
@@ -327,7 +341,7 @@ def new_batch_paths(raw: Path, work: Path, timeout: float) -> tuple[dict[str, tu
         [str(BIN / "dagster"), "dev", "-m", "mlops_assets.definitions", "-h", "127.0.0.1", "-p", str(port)],
         cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )
-    results, timeline = {}, {}
+    results, timelines = {}, {}
     try:
         with TreeMonitor(process.pid) as monitor:
             wait_until(lambda: sensor_ticked(env["DAGSTER_HOME"], "inference_folder_sensor", started), 180)
@@ -341,7 +355,9 @@ def new_batch_paths(raw: Path, work: Path, timeout: float) -> tuple[dict[str, tu
             batch_assets = ("predictions", "business_value", "drift_report")
             wait_until(lambda: materialized("p6_extrac", batch_assets), timeout)
             results["new batch: drop -> 3 assets (dagster dev)"] = (time.monotonic() - dropped, monitor.peak)
-            timeline = new_batch_timeline(env["DAGSTER_HOME"], "p6_extrac", dropped_at, batch_assets)
+            timelines["new_batch_timeline_s"] = path_timeline(
+                env["DAGSTER_HOME"], dropped_at, [("", {"dagster/partition": "p6_extrac"}, batch_assets)]
+            )
 
             def finished_run(tags: dict[str, str]):
                 done = [dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE]
@@ -350,6 +366,7 @@ def new_batch_paths(raw: Path, work: Path, timeout: float) -> tuple[dict[str, tu
                     return runs[0] if runs else None
 
             dropped = drop_between_ticks(raw / "later" / "p7_extrac.csv", data / "raw" / "inference", env["DAGSTER_HOME"])
+            dropped_at = time.time() - (time.monotonic() - dropped)
             retrain = wait_until(lambda: finished_run({RETRAIN_BATCH_TAG: "p7_extrac"}), timeout * 2)
             results["drifted labeled batch: drop -> challenger trained (dagster dev)"] = (time.monotonic() - dropped, monitor.peak)
             if retrain.status != dg.DagsterRunStatus.SUCCESS:
@@ -359,6 +376,12 @@ def new_batch_paths(raw: Path, work: Path, timeout: float) -> tuple[dict[str, tu
                 seconds = time.monotonic() - dropped
                 wait_until(lambda: finished_run({RESCORED_BY_TAG: "2"}), timeout)  # the HTML report too, for the peak RSS
                 results["drifted labeled batch: drop -> rescored by promoted model (dagster dev)"] = (seconds, monitor.peak)
+                # the scoring run to its end (the retraining waits for its HTML report), the retraining to its promotion
+                timelines["retraining_timeline_s"] = path_timeline(env["DAGSTER_HOME"], dropped_at, [
+                    ("scoring run: ", {"dagster/partition": "p7_extrac"}, None),
+                    ("retraining run: ", {RETRAIN_BATCH_TAG: "p7_extrac"}, ("champion",)),
+                    ("rescoring run: ", {RESCORED_BY_TAG: "2"}, batch_assets),
+                ])
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGINT)
@@ -366,7 +389,7 @@ def new_batch_paths(raw: Path, work: Path, timeout: float) -> tuple[dict[str, tu
             process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
-    return results, timeline
+    return results, timelines
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -384,7 +407,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     samples: dict[str, list[tuple[float, int]]] = {}
     steps: dict[str, list[float]] = {}
-    phases: dict[str, list[float]] = {}
+    phases: dict[str, dict[str, list[float]]] = {name: {} for name in TIMELINES}
     with tempfile.TemporaryDirectory(prefix="mlops-bench-") as tmp:
         for scale in sorted(scales):
             rows = int(full_rows * scale)
@@ -402,14 +425,16 @@ def main(argv: list[str] | None = None) -> dict:
                 if scale == reference:
                     for step, value in durations.items():
                         steps.setdefault(step, []).append(value)
-                paths, timeline = new_batch_paths(raw, work, timeout=600)
+                paths, timelines = new_batch_paths(raw, work, timeout=600)
                 for name, sample in paths.items():
                     samples.setdefault(name + label, []).append(sample)
                 if scale == reference:
-                    for phase, value in timeline.items():
-                        phases.setdefault(phase, []).append(value)
+                    for name, timeline in timelines.items():
+                        for phase, value in timeline.items():
+                            phases[name].setdefault(phase, []).append(value)
     report = summarize(samples, steps, full_rows, {scale: int(full_rows * scale) for scale in scales})
-    report["new_batch_timeline_s"] = {phase: statistics.median(v) for phase, v in phases.items()}
+    for name, timeline in phases.items():
+        report[name] = {phase: statistics.median(v) for phase, v in timeline.items()}
     report["cpu_reference"] = {"before": cpu_before, "after": cpu_reference()}
     args.out.mkdir(parents=True, exist_ok=True)
     out = args.out / f"bench-{'small' if args.small else 'full'}-{dt.datetime.now():%Y%m%dT%H%M%S}.json"
@@ -481,9 +506,10 @@ def render(report: dict) -> str:
         lines.append(f"| {f['figure']} | {f['median_s']:.1f} | {f['min_s']:.1f} | {f['max_s']:.1f} | {f['peak_rss_gib']:.2f} | {f['ratio_to_floor']:.1f} |")
     lines += ["", "| asset step (cold graph) | median s |", "|---|---:|"]
     lines += [f"| {step} | {seconds:.1f} |" for step, seconds in report["asset_step_seconds"].items()]
-    if report.get("new_batch_timeline_s"):
-        lines += ["", "| new batch under dagster dev: where the seconds go | median s |", "|---|---:|"]
-        lines += [f"| {phase} | {seconds:.1f} |" for phase, seconds in report["new_batch_timeline_s"].items()]
+    for name, path in zip(TIMELINES, ("new batch", "drifted labeled batch, drop -> rescored")):
+        if report.get(name):
+            lines += ["", f"| {path} under dagster dev: where the seconds go | median s |", "|---|---:|"]
+            lines += [f"| {phase} | {seconds:.1f} |" for phase, seconds in report[name].items()]
     if report["scoring_rows_per_second"]:
         lines.append(f"\npredictions + business_value: {report['scoring_rows_per_second']:,.0f} rows/s")
     if len(report["growth"]) > 1:

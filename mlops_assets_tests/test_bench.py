@@ -35,6 +35,12 @@ def test_small_benchmark_produces_its_table(tmp_path):
     assert list(timeline)[:3] == ["sensor: drop -> run requested", "run queue: requested -> launched", "run worker: process start, imports, code location loaded"]
     assert {"step predictions", "step business_value", "step drift_report"} <= set(timeline) and min(timeline.values()) >= 0
     assert new_batch["median_s"] - 3 < sum(timeline.values()) <= new_batch["median_s"]  # the figure adds only the polling
+    retraining = report["retraining_timeline_s"]  # the drifted batch's path, run after run
+    assert list(retraining)[0] == "scoring run: sensor: drop -> run requested"
+    assert {"scoring run: step drift_report_html", "retraining run: sensor: previous run -> run requested", "retraining run: step model",
+            "rescoring run: step predictions"} <= set(retraining) and min(retraining.values()) >= 0
+    rescored = by_name["drifted labeled batch: drop -> rescored by promoted model (dagster dev)"]["median_s"]
+    assert rescored - 3 < sum(retraining.values()) <= rescored
     for moment in ("before", "after"):  # the machine's speed at the time, to compare runs of different hours
         assert report["cpu_reference"][moment]["python_s"] > 0 and report["cpu_reference"][moment]["numpy_s"] > 0
     assert report["growth"][0]["rows_per_extract"] == 3_000 and report["growth"][0]["cold_graph_s_per_million_rows"] > 0
