@@ -211,7 +211,9 @@ def path_timeline(home: str, dropped_at: float, legs: list[Leg]) -> dict[str, fl
             mark(f"{label}sensor: {'previous run' if phases else 'drop'} -> run requested", record.create_timestamp.timestamp())
             remaining = set(steps or ())
             for event in instance.all_logs(record.dagster_run.run_id):
-                kind, step = (event.dagster_event.event_type, event.dagster_event.step_key) if event.dagster_event else (None, None)
+                if not event.dagster_event:
+                    continue
+                kind, step = event.dagster_event.event_type, event.dagster_event.step_key
                 if kind == DagsterEventType.RUN_STARTING:
                     mark(f"{label}run queue: requested -> launched", event.timestamp)
                 elif kind == DagsterEventType.RUN_START:
