@@ -329,9 +329,7 @@ def replace_training_window(con: duckdb.DuckDBPyConnection, files: Any) -> None:
     with transaction(con):
         con.execute("DROP TABLE IF EXISTS training_window")
         con.execute(TRAINING_WINDOW_DDL)
-        con.register("window_files", files)
-        con.execute("INSERT INTO training_window BY NAME SELECT * FROM window_files")
-        con.unregister("window_files")
+        insert_rows(con, "training_window", files)
 
 
 def clean_training_files(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
@@ -375,14 +373,19 @@ def replace_batch(
     with transaction(con):
         create_or_migrate(con, ddl)
         con.execute(f"DELETE FROM {table} WHERE batch = ?", [batch])
-        con.register("incoming_batch", rows)
-        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM incoming_batch")
-        con.unregister("incoming_batch")
+        insert_rows(con, table, rows)
         if log is not None:
             log_table, log_ddl, log_row = log
             create_or_migrate(con, log_ddl)
             insert_row(con, log_table, log_row)
     return con.execute(f"SELECT count(*) FROM {table} WHERE batch = ?", [batch]).fetchall()[0][0]
+
+
+def insert_rows(con: duckdb.DuckDBPyConnection, table: str, rows: Any) -> None:
+    """Append `rows` (a DataFrame or Arrow table) to `table`, matching columns by name."""
+    con.register("incoming_rows", rows)
+    con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM incoming_rows")
+    con.unregister("incoming_rows")
 
 
 def insert_row(con: duckdb.DuckDBPyConnection, table: str, row: dict[str, Any]) -> None:
