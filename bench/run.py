@@ -193,7 +193,9 @@ def path_timeline(home: str, dropped_at: float, legs: list[Leg]) -> dict[str, fl
     """Where the seconds from a drop went, run after run, from Dagster's run records and event log:
     the sensor requesting each run (after the drop, or after the previous leg), the run queue, the
     run worker starting (process, imports, loading the code location), each step, and the gaps
-    between them. A run requested before the previous leg's last step ended counts from that end."""
+    between them. A run requested before the previous leg's last step ended counts from that end.
+    Phases are differences of moments rounded to 10 ms, so they add up to the last one exactly
+    (rounding each phase instead drifted by up to 5 ms a phase: 27 of them overshot the figure)."""
     import dagster as dg
     from dagster._core.events import DagsterEventType
 
@@ -202,7 +204,7 @@ def path_timeline(home: str, dropped_at: float, legs: list[Leg]) -> dict[str, fl
     def mark(name: str, moment: float) -> None:
         nonlocal previous
         moment = max(moment, previous)
-        phases[name] = round(phases.get(name, 0.0) + moment - previous, 2)
+        phases[name] = round(phases.get(name, 0.0) + round(moment - dropped_at, 2) - round(previous - dropped_at, 2), 2)
         previous = moment
 
     with dg.DagsterInstance.from_config(home) as instance:
