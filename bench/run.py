@@ -328,6 +328,64 @@ def drop(source: Path, folder: Path) -> float:
 
 
 TIMELINES = ("new_batch_timeline_s", "retraining_timeline_s")
+BATCH_ASSETS = ("predictions", "business_value", "drift_report")
+"""What a new batch's path ends with, and a rescoring's: the batch scored, valued and judged (its
+evidently HTML report follows and is not waited for)."""
+
+
+@contextlib.contextmanager
+def dagster_dev(env: dict[str, str], port: int):
+    """`dagster dev` in its own session, from its first inference-sensor tick (when the clock may
+    start) to its stop; yields the monitor of its process tree's RSS."""
+    started = time.time()
+    process = subprocess.Popen(
+        [str(BIN / "dagster"), "dev", "-m", "mlops_assets.definitions", "-h", "127.0.0.1", "-p", str(port)],
+        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+    try:
+        with TreeMonitor(process.pid) as monitor:
+            wait_until(lambda: sensor_ticked(env["DAGSTER_HOME"], "inference_folder_sensor", started), 180)
+            yield monitor
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGINT)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+
+
+def finished_run(home: str, tags: dict[str, str]):
+    """The newest run tagged `tags` that succeeded or failed, or None."""
+    import dagster as dg
+
+    with dg.DagsterInstance.from_config(home) as instance:
+        runs = instance.get_runs(dg.RunsFilter(tags=tags, statuses=[dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE]))
+    return runs[0] if runs else None
+
+
+def materialized(home: str, batch: str, assets: tuple[str, ...]) -> bool:
+    import dagster as dg
+
+    with dg.DagsterInstance.from_config(home) as instance:
+        return all(batch in instance.get_materialized_partitions(dg.AssetKey(a)) for a in assets)
+
+
+def retraining_legs(batch: str, version: int, was_promoted: bool) -> list[Leg]:
+    """The drifted batch's path: its scoring run to the end (the retraining waits for its evidently
+    report), the retraining run to its promotion (or its end), the rescoring run to the batch's assets."""
+    from mlops_assets.defs.sensors import RESCORED_BY_TAG, RETRAIN_BATCH_TAG
+
+    legs: list[Leg] = [
+        ("scoring run: ", {"dagster/partition": batch}, None),
+        ("retraining run: ", {RETRAIN_BATCH_TAG: batch}, ("champion",) if was_promoted else None),
+    ]
+    return legs + [("rescoring run: ", {RESCORED_BY_TAG: str(version)}, BATCH_ASSETS)] if was_promoted else legs
+
+
+def wall_clock(monotonic_moment: float) -> float:
+    """Epoch seconds of a `time.monotonic()` moment, to compare with Dagster's timestamps."""
+    return time.time() - (time.monotonic() - monotonic_moment)
 
 
 def new_batch_paths(raw: Path, work: Path, timeout: float) -> tuple[dict[str, tuple[float, int]], dict[str, dict[str, float]]]:
@@ -339,60 +397,25 @@ def new_batch_paths(raw: Path, work: Path, timeout: float) -> tuple[dict[str, tu
 
     data = work / "data"
     env = environment(data, work / "dagster_home")
-    port = 3900 + os.getpid() % 100
-    started = time.time()
-    process = subprocess.Popen(
-        [str(BIN / "dagster"), "dev", "-m", "mlops_assets.definitions", "-h", "127.0.0.1", "-p", str(port)],
-        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )
+    home = env["DAGSTER_HOME"]
     results, timelines = {}, {}
-    try:
-        with TreeMonitor(process.pid) as monitor:
-            wait_until(lambda: sensor_ticked(env["DAGSTER_HOME"], "inference_folder_sensor", started), 180)
+    with dagster_dev(env, 3900 + os.getpid() % 100) as monitor:
+        dropped = drop_between_ticks(raw / "later" / "p6_extrac.csv", data / "raw" / "inference", home)
+        wait_until(lambda: materialized(home, "p6_extrac", BATCH_ASSETS), timeout)
+        results["new batch: drop -> 3 assets (dagster dev)"] = (time.monotonic() - dropped, monitor.peak)
+        timelines["new_batch_timeline_s"] = path_timeline(home, wall_clock(dropped), [("", {"dagster/partition": "p6_extrac"}, BATCH_ASSETS)])
 
-            def materialized(batch: str, assets: tuple[str, ...]) -> bool:
-                with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
-                    return all(batch in instance.get_materialized_partitions(dg.AssetKey(a)) for a in assets)
-
-            dropped = drop_between_ticks(raw / "later" / "p6_extrac.csv", data / "raw" / "inference", env["DAGSTER_HOME"])
-            dropped_at = time.time() - (time.monotonic() - dropped)
-            batch_assets = ("predictions", "business_value", "drift_report")
-            wait_until(lambda: materialized("p6_extrac", batch_assets), timeout)
-            results["new batch: drop -> 3 assets (dagster dev)"] = (time.monotonic() - dropped, monitor.peak)
-            timelines["new_batch_timeline_s"] = path_timeline(
-                env["DAGSTER_HOME"], dropped_at, [("", {"dagster/partition": "p6_extrac"}, batch_assets)]
-            )
-
-            def finished_run(tags: dict[str, str]):
-                done = [dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE]
-                with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
-                    runs = instance.get_runs(dg.RunsFilter(tags=tags, statuses=done))
-                    return runs[0] if runs else None
-
-            dropped = drop_between_ticks(raw / "later" / "p7_extrac.csv", data / "raw" / "inference", env["DAGSTER_HOME"])
-            dropped_at = time.time() - (time.monotonic() - dropped)
-            retrain = wait_until(lambda: finished_run({RETRAIN_BATCH_TAG: "p7_extrac"}), timeout * 2)
-            results["drifted labeled batch: drop -> challenger trained (dagster dev)"] = (time.monotonic() - dropped, monitor.peak)
-            if retrain.status != dg.DagsterRunStatus.SUCCESS:
-                raise RuntimeError(f"the retraining run {retrain.run_id} failed: a loop that cannot retrain is not benchmarked")
-            if promoted(env["DAGSTER_HOME"], retrain.run_id):
-                wait_until(lambda: rescored(env["DAGSTER_HOME"], "p7_extrac", batch_assets, {RESCORED_BY_TAG: "2"}), timeout)
-                seconds = time.monotonic() - dropped
-                wait_until(lambda: finished_run({RESCORED_BY_TAG: "2"}), timeout)  # the HTML report too, for the peak RSS
-                results["drifted labeled batch: drop -> rescored by promoted model (dagster dev)"] = (seconds, monitor.peak)
-                # the scoring run to its end (the retraining waits for its HTML report), the retraining to its promotion
-                timelines["retraining_timeline_s"] = path_timeline(env["DAGSTER_HOME"], dropped_at, [
-                    ("scoring run: ", {"dagster/partition": "p7_extrac"}, None),
-                    ("retraining run: ", {RETRAIN_BATCH_TAG: "p7_extrac"}, ("champion",)),
-                    ("rescoring run: ", {RESCORED_BY_TAG: "2"}, batch_assets),
-                ])
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGINT)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
+        dropped = drop_between_ticks(raw / "later" / "p7_extrac.csv", data / "raw" / "inference", home)
+        retrain = wait_until(lambda: finished_run(home, {RETRAIN_BATCH_TAG: "p7_extrac"}), timeout * 2)
+        results["drifted labeled batch: drop -> challenger trained (dagster dev)"] = (time.monotonic() - dropped, monitor.peak)
+        if retrain.status != dg.DagsterRunStatus.SUCCESS:
+            raise RuntimeError(f"the retraining run {retrain.run_id} failed: a loop that cannot retrain is not benchmarked")
+        if promoted(home, retrain.run_id):
+            wait_until(lambda: rescored(home, "p7_extrac", BATCH_ASSETS, {RESCORED_BY_TAG: "2"}), timeout)
+            seconds = time.monotonic() - dropped
+            wait_until(lambda: finished_run(home, {RESCORED_BY_TAG: "2"}), timeout)  # the HTML report too, for the peak RSS
+            results["drifted labeled batch: drop -> rescored by promoted model (dagster dev)"] = (seconds, monitor.peak)
+            timelines["retraining_timeline_s"] = path_timeline(home, wall_clock(dropped), retraining_legs("p7_extrac", 2, True))
     return results, timelines
 
 
