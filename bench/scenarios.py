@@ -62,31 +62,32 @@ def run_scenario(base: Path, work: Path, month: Path, timeout: float) -> dict:
     from mlops_assets.defs.sensors import RESCORED_BY_TAG, RETRAIN_BATCH_TAG
 
     shutil.copytree(base, work)
-    data, home = work / "data", work / "dagster_home"
-    env = environment(data, home)
+    data = work / "data"
+    env = environment(data, work / "dagster_home")
+    home = env["DAGSTER_HOME"]
     batch = month.stem
     result: dict = {}
     with dagster_dev(env, 3800 + os.getpid() % 100) as monitor:
-        dropped = drop_between_ticks(month, data / "raw" / "inference", str(home))
-        wait_until(lambda: materialized(str(home), batch, BATCH_ASSETS), timeout)
+        dropped = drop_between_ticks(month, data / "raw" / "inference", home)
+        wait_until(lambda: materialized(home, batch, BATCH_ASSETS), timeout)
         result["seconds_drop_to_3_assets"] = round(time.monotonic() - dropped, 1)
-        judgement = first_judgement(str(home), batch)
+        judgement = first_judgement(home, batch)
         last_run = {"dagster/partition": batch}
         legs = [("", last_run, BATCH_ASSETS)]
         if judgement["retraining_due"] and judgement["retraining_possible"]:
-            run = wait_until(lambda: finished_run(str(home), {RETRAIN_BATCH_TAG: batch}), timeout * 3)
+            run = wait_until(lambda: finished_run(home, {RETRAIN_BATCH_TAG: batch}), timeout * 3)
             result["seconds_drop_to_retrained"] = round(time.monotonic() - dropped, 1)
             result["retraining_status"] = run.status.value
             result["retraining_steps_s"] = {k: round(v, 1) for k, v in step_durations(home, run.run_id).items()}
-            was_promoted = promoted(str(home), run.run_id)
+            was_promoted = promoted(home, run.run_id)
             if was_promoted:
-                wait_until(lambda: rescored(str(home), batch, BATCH_ASSETS, {RESCORED_BY_TAG: "2"}), timeout)
+                wait_until(lambda: rescored(home, batch, BATCH_ASSETS, {RESCORED_BY_TAG: "2"}), timeout)
                 result["seconds_drop_to_rescored"] = round(time.monotonic() - dropped, 1)
                 last_run = {RESCORED_BY_TAG: "2"}
             legs = retraining_legs(batch, 2, was_promoted)
-        wait_until(lambda: finished_run(str(home), last_run), timeout)
+        wait_until(lambda: finished_run(home, last_run), timeout)
         result["peak_rss_gib"] = round(monitor.peak / 2**30, 2)
-    result["timeline_s"] = path_timeline(str(home), wall_clock(dropped), legs)
+    result["timeline_s"] = path_timeline(home, wall_clock(dropped), legs)
     result.update({k: judgement[k] for k in ("drift_score", "drifted_columns", "realized_auc", "estimated_auc", "retraining", "champion_version")})
     with duckdb.connect(str(data / "warehouse.duckdb"), read_only=True) as con:
         after = con.execute("SELECT drift_score, realized_auc, estimated_auc, champion_version FROM drift_history WHERE batch = ?", [batch]).fetchall()[0]
